@@ -1,0 +1,367 @@
+'use strict'
+// The Database class: node-sqlite3's API (contracts/node-sqlite3.md) on one engine session.
+//
+// Every call becomes one request, sent at once; the engine runs a session's requests in call
+// order, so `serialize()` is always in effect (stricter than node-sqlite3's parallel mode,
+// never weaker). Errors that node-sqlite3 delivers synchronously (closed database, finalized
+// statement) are delivered synchronously here too.
+
+const EventEmitter = require('events')
+const { Session, K, MODE } = require('./session')
+const { Statement, statementHandler, splitCallback, splitEachCallbacks, mapRows, scope, errorOf } =
+  require('./statement')
+const { parseParams } = require('./values')
+const { misuse } = require('./errors')
+const { escape } = require('./escape')
+const C = require('./constants')
+
+const DEFAULT_MODE = C.OPEN_READWRITE | C.OPEN_CREATE | C.OPEN_FULLMUTEX
+const HOOKS = new Set(['trace', 'profile', 'change'])
+
+function isFunction(f) {
+  return typeof f === 'function'
+}
+
+/** The receiver of `db.run/get/all/each` callbacks: a finished temporary Statement. */
+function QueryResult(sql) {
+  this.sql = sql
+}
+
+class Database {
+  /**
+   * `new Database(filename, [mode], [callback])`, as node-sqlite3. `create()` passes a fourth
+   * argument with this package's options (key, bits, verbose, busyTimeout).
+   */
+  constructor(...args) {
+    const [filename, modeArg, callbackArg, options = {}] = args
+    if (typeof filename !== 'string') throw new TypeError('String expected')
+    let mode = DEFAULT_MODE
+    let callback
+    if (isFunction(modeArg)) callback = modeArg
+    else if (typeof modeArg === 'number' && (modeArg | 0) === modeArg) {
+      mode = modeArg
+      if (isFunction(callbackArg)) callback = callbackArg
+    }
+    Object.defineProperty(this, 'filename', { value: filename, enumerable: false, writable: false, configurable: false })
+    Object.defineProperty(this, 'mode', { value: mode, enumerable: false, writable: false, configurable: false })
+    this._state = 'opening'
+    this._hooks = { trace: false, profile: false, change: false }
+    this._nextStatement = 1
+    this._deferred = []
+    this._serialized = false
+    this._cluster = { role: 'standalone', sock: null, masterPid: null }
+    this._session = new Session(filename, (name, a, b) => this._event(name, a, b))
+    const onOpen = options.onOpen
+    const resource = scope('sqlite3.Database.Open')
+    this._send(
+      (id) => this._session.native.open(id, filename, mode, options.key ?? null, Boolean(options.deferredKey),
+        Boolean(options.verbose), options.busyTimeout ?? 1000),
+      (kind, a, b, c) => {
+        if (kind === K.DONE) {
+          this._state = 'open'
+          if (callback) resource.runInAsyncScope(callback, this, null)
+          this.emit('open')
+          if (onOpen) onOpen(null)
+        } else {
+          this._state = 'failed'
+          this._session.dispose()
+          const err = errorOf(a, b, c)
+          if (callback) resource.runInAsyncScope(callback, this, err)
+          else if (onOpen) onOpen(err)
+          else this.emit('error', err)
+        }
+        resource.emitDestroy()
+      }
+    )
+  }
+
+  get open() {
+    return this._state === 'open' || this._state === 'closing'
+  }
+
+  /** `{ role, sock, masterPid }`: how this Database reaches its database file. */
+  get cluster() {
+    return { ...this._cluster }
+  }
+
+  _statementId() {
+    return this._nextStatement++
+  }
+
+  /** Sends one request: `send(id)` makes the native call, `handler` receives the answer. */
+  _send(send, handler) {
+    const id = this._session.track(handler)
+    send(id)
+  }
+
+  _event(name, a, b) {
+    if (name === 'change') this.emit('change', a[0], a[1], a[2], a[3])
+    else if (name === 'profile') this.emit('profile', a, b)
+    else this.emit(name, a)
+  }
+
+  /**
+   * Handles a call made while the Database is closing or closed. Returns true when the call
+   * was taken care of (deferred until close finishes, or failed synchronously).
+   */
+  _unavailable(method, args, callback) {
+    if (this._state === 'closing') {
+      this._deferred.push({ method, args })
+      return true
+    }
+    if (this._state === 'closed' || this._state === 'failed') {
+      const err = misuse('Database is closed')
+      if (callback) callback(err)
+      else this.emit('error', err)
+      return true
+    }
+    return false
+  }
+
+  _query(method, sql, args) {
+    if (typeof sql !== 'string') throw new TypeError('SQL query expected')
+    const each = method === 'each'
+    const { end, callback, complete } = each ? splitEachCallbacks(args) : splitCallback(args)
+    if (this._state !== 'open' && this._state !== 'opening' &&
+        this._unavailable(method, [sql, ...args], complete || callback)) return this
+    const params = parseParams(args, end)
+    const session = this._session
+    const stmt = new QueryResult(sql)
+    const handler = statementHandler(stmt, session, scope(`sqlite3.Statement.${method}`), callback, complete,
+      (err, cb) => {
+        if (cb) cb.call(stmt, err)
+        else throw err // node-sqlite3 emits it on the temporary Statement, where nobody listens
+      })
+    const id = session.track(handler)
+    session.native.query(id, MODE[method], sql, params?.values, params?.names)
+    return this
+  }
+
+  run(sql, ...args) {
+    return this._query('run', sql, args)
+  }
+
+  get(sql, ...args) {
+    return this._query('get', sql, args)
+  }
+
+  all(sql, ...args) {
+    return this._query('all', sql, args)
+  }
+
+  each(sql, ...args) {
+    return this._query('each', sql, args)
+  }
+
+  map(sql, ...args) {
+    const callback = args.pop()
+    return this._query('all', sql, [...args, (err, rows) => mapRows(callback, err, rows)])
+  }
+
+  prepare(sql, ...args) {
+    if (typeof sql !== 'string') throw new TypeError('SQL query expected')
+    const { callback } = splitCallback(args)
+    const errBack = callback ? (err) => { if (err) callback(err) } : undefined
+    const statement = new Statement(this, sql, errBack)
+    return args.length ? statement.bind(...args) : statement
+  }
+
+  exec(sql, callback) {
+    if (typeof sql !== 'string') throw new TypeError('Argument 0 must be a string')
+    if (callback !== undefined && !isFunction(callback)) throw new TypeError('Argument 1 must be a function')
+    if (this._state !== 'open' && this._state !== 'opening' &&
+        this._unavailable('exec', [sql, callback], callback?.bind(this))) return this
+    this._simple('sqlite3.Database.Exec', (id) => this._session.native.exec(id, sql), callback)
+    return this
+  }
+
+  /** A request whose callback gets `(null)` or `(err)` with the Database as receiver; without a
+   *  callback, an error is emitted on the Database. */
+  _simple(type, send, callback, onDone) {
+    const resource = scope(type)
+    this._send(send, (kind, a, b, c) => {
+      if (kind === K.ERROR) {
+        const err = errorOf(a, b, c)
+        if (callback) resource.runInAsyncScope(callback, this, err)
+        else this.emit('error', err)
+      } else {
+        if (onDone) onDone()
+        if (callback) resource.runInAsyncScope(callback, this, null)
+      }
+      resource.emitDestroy()
+    })
+  }
+
+  wait(callback) {
+    if (this._state !== 'open' && this._state !== 'opening' &&
+        this._unavailable('wait', [callback], callback?.bind(this))) return this
+    this._simple('sqlite3.Database.Wait', (id) => this._session.native.wait(id), callback)
+    return this
+  }
+
+  close(callback) {
+    if (callback !== undefined && !isFunction(callback)) throw new TypeError('Argument 0 must be a function')
+    if (this._state !== 'open' && this._state !== 'opening' &&
+        this._unavailable('close', [callback], callback?.bind(this))) return this
+    this._state = 'closing'
+    const resource = scope('sqlite3.Database.Close')
+    this._send((id) => this._session.native.close(id), (kind, a, b, c) => {
+      const deferred = this._deferred
+      this._deferred = []
+      if (kind === K.ERROR) {
+        this._state = 'open'
+        const err = errorOf(a, b, c)
+        if (callback) resource.runInAsyncScope(callback, this, err)
+        else this.emit('error', err)
+        for (const { method, args } of deferred) this[method](...args)
+      } else {
+        this._state = 'closed'
+        this._session.dispose()
+        if (callback) resource.runInAsyncScope(callback, this, null)
+        this.emit('close')
+        this._failDeferred(deferred)
+      }
+      resource.emitDestroy()
+    })
+    return this
+  }
+
+  /** Calls made while a successful close was in progress fail with "Database handle is closed";
+   *  if none of them had a callback, the Database emits the error once. */
+  _failDeferred(deferred) {
+    if (!deferred.length) return
+    let delivered = false
+    for (const { args } of deferred) {
+      const fns = args.filter(isFunction)
+      const target = fns[fns.length - 1]
+      if (target) {
+        delivered = true
+        target.call(this, misuse('Database handle is closed'))
+      }
+    }
+    if (!delivered) this.emit('error', misuse('Database handle is closed'))
+  }
+
+  configure(option, ...values) {
+    if (arguments.length < 2) throw new TypeError('Expected 2arguments')
+    if (this._state !== 'open' && this._state !== 'opening' &&
+        this._unavailable('configure', [option, ...values], undefined)) return this
+    let a = 0
+    let b = 0
+    if (option === 'busyTimeout') {
+      if (typeof values[0] !== 'number') throw new TypeError('Value must be an integer')
+      a = values[0] | 0
+    } else if (option === 'limit') {
+      if (arguments.length < 3) throw new TypeError('Expected 3arguments')
+      if (typeof values[0] !== 'number' || (values[0] | 0) !== values[0]) throw new TypeError('limit id must be an integer')
+      if (typeof values[1] !== 'number' || (values[1] | 0) !== values[1]) throw new TypeError('limit value must be an integer')
+      a = values[0]
+      b = values[1]
+    } else if (HOOKS.has(option)) {
+      // node-sqlite3 toggles the hook whatever the value says.
+      this._hooks[option] = !this._hooks[option]
+      a = this._hooks[option] ? 1 : 0
+    } else {
+      throw new TypeError(`${option} is not a valid configuration option`)
+    }
+    this._send((id) => this._session.native.configure(id, option, a, b), () => {})
+    return this
+  }
+
+  loadExtension(path, callback) {
+    if (typeof path !== 'string') throw new TypeError('Argument 0 must be a string')
+    if (this._state !== 'open' && this._state !== 'opening' &&
+        this._unavailable('loadExtension', [path, callback], callback?.bind(this))) return this
+    this._simple('sqlite3.Database.LoadExtension', (id) => this._session.native.loadExtension(id, path), callback)
+    return this
+  }
+
+  interrupt() {
+    if (this._state === 'closing') throw new Error('Database is closing')
+    if (this._state !== 'open') throw new Error('Database is not open')
+    this._session.native.interrupt()
+    return this
+  }
+
+  serialize(callback) {
+    return this._withOrder(true, callback)
+  }
+
+  parallelize(callback) {
+    return this._withOrder(false, callback)
+  }
+
+  _withOrder(serialized, callback) {
+    if (callback !== undefined && !isFunction(callback)) throw new TypeError('Argument 0 must be a function')
+    const before = this._serialized
+    this._serialized = serialized
+    if (callback) {
+      try {
+        callback.call(this)
+      } finally {
+        this._serialized = before
+      }
+    }
+    return this
+  }
+
+  /**
+   * Applies a deferred SQLCipher key (`create({ bits })` without `key`). Resolves with the
+   * Database; resolves at once if the database is keyed already or needs no key.
+   */
+  init(options = {}) {
+    return new Promise((resolve, reject) => {
+      const key = options?.key
+      if (!(typeof key === 'string' && key.length > 0) && !Buffer.isBuffer(key)) {
+        return reject(new TypeError('init({ key }): key must be a non-empty string or a Buffer'))
+      }
+      if (this._state !== 'open') return reject(misuse('Database is closed'))
+      this._simple('sqlite3.Database.Key', (id) => this._session.native.key(id, key), (err) => {
+        if (err) reject(err)
+        else resolve(this)
+      })
+    })
+  }
+
+  escape(value) {
+    return escape(value)
+  }
+
+  sanitize(value) {
+    return escape(value)
+  }
+
+  on(type, listener) {
+    EventEmitter.prototype.on.call(this, type, listener)
+    if (HOOKS.has(type)) this.configure(type, true)
+    return this
+  }
+
+  addListener(type, listener) {
+    return this.on(type, listener)
+  }
+
+  removeListener(type, listener) {
+    EventEmitter.prototype.removeListener.call(this, type, listener)
+    if (HOOKS.has(type) && !this.listenerCount(type)) this.configure(type, false)
+    return this
+  }
+
+  removeAllListeners(type) {
+    EventEmitter.prototype.removeAllListeners.call(this, type)
+    if (HOOKS.has(type)) this.configure(type, false)
+    return this
+  }
+}
+
+QueryResult.prototype = Object.create(Statement.prototype)
+
+// node-sqlite3 copies EventEmitter's methods onto its classes instead of inheriting; the
+// Database's own on/addListener/removeListener/removeAllListeners stay.
+for (const name in EventEmitter.prototype) {
+  if (!Object.prototype.hasOwnProperty.call(Database.prototype, name)) {
+    Database.prototype[name] = EventEmitter.prototype[name]
+  }
+}
+
+module.exports = { Database, DEFAULT_MODE }

@@ -1,0 +1,30 @@
+'use strict'
+// Error objects as node-sqlite3 makes them: a plain Error whose message is
+// "SQLITE_<CODE>: <text>", with own enumerable `errno` (the primary result code) and `code`.
+// Errors made from engine answers carry no stack frames, like node-sqlite3's (its errors are
+// created in a native completion callback); `verbose` adds the JavaScript call site.
+
+function sqliteError(message, errno, code) {
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
+  const error = new Error(message)
+  Error.stackTraceLimit = limit
+  error.errno = errno
+  error.code = code
+  return error
+}
+
+const MISUSE = 21
+
+function misuse(text) {
+  return sqliteError(`SQLITE_MISUSE: ${text}`, MISUSE, 'SQLITE_MISUSE')
+}
+
+/** An error of this package (not SQLite's), with a `code` such as `CLUSTER_NO_MASTER`. */
+function clusterError(code, message, props) {
+  const error = new Error(message)
+  error.code = code
+  return Object.assign(error, props)
+}
+
+module.exports = { sqliteError, misuse, clusterError }

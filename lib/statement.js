@@ -1,0 +1,239 @@
+'use strict'
+// The Statement class: node-sqlite3's prepared statement (contract §7). Each operation is one
+// request to the engine, answered in call order; `get()` without parameters walks the result
+// like a cursor; an operation after `finalize()` fails synchronously.
+
+const EventEmitter = require('events')
+const { AsyncResource } = require('async_hooks')
+const { parseParams } = require('./values')
+const { sqliteError, misuse } = require('./errors')
+const { K, MODE } = require('./session')
+
+const kDb = Symbol('db')
+const kId = Symbol('id')
+const kFinalized = Symbol('finalized')
+
+function isFunction(f) {
+  return typeof f === 'function'
+}
+
+function errorOf(a, b, c) {
+  return sqliteError(a, b, c)
+}
+
+/** Splits `args` into parameters and the trailing callback (node-sqlite3's rule). */
+function splitCallback(args) {
+  const last = args.length - 1
+  if (last >= 0 && isFunction(args[last])) return { end: last, callback: args[last] }
+  return { end: args.length, callback: undefined }
+}
+
+/** For each(): two trailing functions are (row, complete); one is the row callback. */
+function splitEachCallbacks(args) {
+  const n = args.length
+  if (n >= 2 && isFunction(args[n - 1]) && isFunction(args[n - 2])) {
+    return { end: n - 2, callback: args[n - 2], complete: args[n - 1] }
+  }
+  if (n >= 1 && isFunction(args[n - 1])) return { end: n - 1, callback: args[n - 1], complete: undefined }
+  return { end: n, callback: undefined, complete: undefined }
+}
+
+/**
+ * The callback side of one request: runs callbacks in the async context of the call that made
+ * the request, with the receiver and arguments node-sqlite3 uses.
+ */
+function scope(type) {
+  return new AsyncResource(type, { requireManualDestroy: true })
+}
+
+function statementHandler(stmt, session, resource, callback, complete, onError) {
+  let count = 0
+  return (kind, a, b, c) => {
+    switch (kind) {
+      case K.RUN:
+        if (callback) {
+          stmt.lastID = a
+          stmt.changes = b
+          resource.runInAsyncScope(callback, stmt, null)
+        }
+        break
+      case K.ROW:
+        if (callback) resource.runInAsyncScope(callback, stmt, null, session.row(a, b, c))
+        else session.row(a, b, c)
+        break
+      case K.NO_ROW:
+      case K.DONE:
+        if (callback) resource.runInAsyncScope(callback, stmt, null)
+        break
+      case K.ROWS: {
+        const rows = session.rows(a, b, c)
+        if (callback) resource.runInAsyncScope(callback, stmt, null, rows)
+        break
+      }
+      case K.CHUNK: {
+        const rows = session.rows(a, b, c)
+        if (callback) {
+          resource.runInAsyncScope(() => {
+            for (let i = 0; i < rows.length; i++) {
+              count++
+              callback.call(stmt, null, rows[i])
+            }
+          })
+        }
+        return // more messages follow for this request
+      }
+      case K.EACH_END:
+        if (a !== null) onError(errorOf(a, b, c), callback)
+        if (complete) resource.runInAsyncScope(complete, stmt, null, count)
+        break
+      case K.ERROR:
+        onError(errorOf(a, b, c), callback)
+        break
+      case K.PREPARE_ERROR: {
+        // node-sqlite3 reports a prepare error to the last function, without a receiver.
+        const target = complete || callback
+        if (target) resource.runInAsyncScope(target, undefined, errorOf(a, b, c))
+        else onError(errorOf(a, b, c), undefined)
+        break
+      }
+      case K.DROPPED:
+        break
+    }
+    resource.emitDestroy()
+  }
+}
+
+class Statement {
+  /** `new Statement(db, sql, [callback])`; normally made by `db.prepare()`. */
+  constructor(db, sql, callback) {
+    const { Database } = require('./database')
+    if (!(db instanceof Database)) throw new TypeError('Database object expected')
+    if (typeof sql !== 'string') throw new TypeError('SQL query expected')
+    if (callback !== undefined && !isFunction(callback)) throw new TypeError('Callback expected')
+    Object.defineProperty(this, 'sql', { value: sql, enumerable: false, writable: false, configurable: false })
+    this[kDb] = db
+    this[kFinalized] = false
+    this[kId] = db._statementId()
+    const session = db._session
+    const resource = scope('sqlite3.Statement.Prepare')
+    db._send((id) => session.native.prepare(id, this[kId], sql), (kind, a, b, c) => {
+      if (kind === K.ERROR) {
+        const err = errorOf(a, b, c)
+        if (callback) resource.runInAsyncScope(callback, undefined, err)
+        else this.emit('error', err)
+      } else if (callback) {
+        resource.runInAsyncScope(callback, this, null)
+      }
+      resource.emitDestroy()
+    })
+  }
+
+  _onError(err, callback) {
+    if (callback) callback.call(this, err)
+    else this.emit('error', err)
+  }
+
+  /** An operation on a finalized statement: the error is delivered before the call returns. */
+  _finalizedError(callback) {
+    const err = misuse('Statement is already finalized')
+    if (callback) callback.call(this, err)
+    else this.emit('error', err)
+    return this
+  }
+
+  _execute(mode, args, type) {
+    const each = mode === MODE.each
+    const { end, callback, complete } = each ? splitEachCallbacks(args) : splitCallback(args)
+    if (this[kFinalized]) return this._finalizedError(complete || callback)
+    const params = parseParams(args, end)
+    const db = this[kDb]
+    const session = db._session
+    const handler = statementHandler(this, session, scope(type), callback, complete, (e, cb) => this._onError(e, cb))
+    db._send((id) => session.native.execute(id, this[kId], mode, params?.values, params?.names), handler)
+    return this
+  }
+
+  run(...args) {
+    return this._execute(MODE.run, args, 'sqlite3.Statement.Run')
+  }
+
+  get(...args) {
+    return this._execute(MODE.get, args, 'sqlite3.Statement.Get')
+  }
+
+  all(...args) {
+    return this._execute(MODE.all, args, 'sqlite3.Statement.All')
+  }
+
+  each(...args) {
+    return this._execute(MODE.each, args, 'sqlite3.Statement.Each')
+  }
+
+  map(...args) {
+    const callback = args.pop()
+    return this.all(...args, (err, rows) => mapRows(callback, err, rows))
+  }
+
+  bind(...args) {
+    const { end, callback } = splitCallback(args)
+    if (this[kFinalized]) return this._finalizedError(callback)
+    const params = parseParams(args, end)
+    const db = this[kDb]
+    const session = db._session
+    const handler = statementHandler(this, session, scope('sqlite3.Statement.Bind'), callback, undefined,
+      (e, cb) => this._onError(e, cb))
+    db._send((id) => session.native.bind(id, this[kId], params?.values, params?.names), handler)
+    return this
+  }
+
+  reset(callback) {
+    if (callback !== undefined && !isFunction(callback)) throw new TypeError('Argument 0 must be a function')
+    if (this[kFinalized]) return this._finalizedError(callback)
+    const db = this[kDb]
+    const session = db._session
+    const handler = statementHandler(this, session, scope('sqlite3.Statement.Reset'), callback, undefined,
+      (e, cb) => this._onError(e, cb))
+    db._send((id) => session.native.reset(id, this[kId]), handler)
+    return this
+  }
+
+  /** Releases the statement; the callback gets no arguments. Returns the Database. */
+  finalize(callback) {
+    const db = this[kDb]
+    if (this[kFinalized]) {
+      this._finalizedError(isFunction(callback) ? callback : undefined)
+      return db
+    }
+    this[kFinalized] = true
+    const session = db._session
+    const resource = scope('sqlite3.Statement.Finalize')
+    db._send((id) => session.native.finalize(id, this[kId]), (kind) => {
+      if (kind === K.DONE && isFunction(callback)) resource.runInAsyncScope(callback, this)
+      resource.emitDestroy()
+    })
+    return db
+  }
+}
+
+/** `map()`: an object keyed by the first column; the value is the second column (two columns),
+ *  the whole row (more), or undefined (one). */
+function mapRows(callback, err, rows) {
+  if (err) return callback(err)
+  const result = {}
+  if (rows.length) {
+    const keys = Object.keys(rows[0])
+    const key = keys[0]
+    if (keys.length > 2) {
+      for (const row of rows) result[row[key]] = row
+    } else {
+      const value = keys[1]
+      for (const row of rows) result[row[key]] = row[value]
+    }
+  }
+  callback(null, result)
+}
+
+// node-sqlite3 copies EventEmitter's methods onto its classes instead of inheriting.
+for (const name in EventEmitter.prototype) Statement.prototype[name] = EventEmitter.prototype[name]
+
+module.exports = { Statement, statementHandler, splitCallback, splitEachCallbacks, mapRows, scope, errorOf }

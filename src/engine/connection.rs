@@ -1,0 +1,512 @@
+//! A thin, owned wrapper over one `sqlite3*` handle and its prepared statements.
+//!
+//! Only the engine thread touches these types. They use SQLite's C API directly (through
+//! rusqlite's `ffi`) because node-sqlite3's statement semantics — persistent cursors, bindings
+//! that outlive a run, `SQLITE_DONE` quirks — need the raw statement, not a borrowed wrapper.
+//! This module never opens, locks or touches the database file outside SQLite.
+
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::ptr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use rusqlite::ffi;
+
+use crate::error::Error;
+use crate::protocol::{ChangeKind, Event, Key, Shape};
+use crate::value::{Bind, ParamKey, Params, Value};
+
+static NEXT_SHAPE: AtomicU32 = AtomicU32::new(1);
+
+/// One open connection.
+pub struct Connection {
+  db: *mut ffi::sqlite3,
+  /// Where the trace, profile and update hooks put their events, at a stable address for the
+  /// hooks' context pointer; the engine drains it after each step of work.
+  hook_events: Box<Vec<Event>>,
+}
+
+// The engine thread owns the connection; `sqlite3_interrupt` is the only call made from other
+// threads, and it goes through `Engine::interrupt`, which holds the handle's lock.
+unsafe impl Send for Connection {}
+
+impl Connection {
+  /// Opens `filename` with node-sqlite3's `flags`; extended result codes on.
+  pub fn open(filename: &str, flags: i32, busy_timeout_ms: i32) -> Result<Connection, Error> {
+    let c_name = CString::new(filename).map_err(|_| {
+      Error::sqlite(
+        ffi::SQLITE_CANTOPEN,
+        "unable to open database file: the name contains NUL",
+      )
+    })?;
+    let mut db = ptr::null_mut();
+    // node-sqlite3 always opens FULLMUTEX; the engine is single-threaded, but interrupt() is not.
+    let flags = flags | ffi::SQLITE_OPEN_FULLMUTEX;
+    let rc = unsafe { ffi::sqlite3_open_v2(c_name.as_ptr(), &mut db, flags, ptr::null()) };
+    if rc != ffi::SQLITE_OK {
+      let error = if db.is_null() {
+        Error::sqlite(rc, errstr(rc))
+      } else {
+        let e = Error::sqlite(rc, errmsg(db));
+        unsafe { ffi::sqlite3_close(db) };
+        e
+      };
+      return Err(error);
+    }
+    unsafe {
+      ffi::sqlite3_extended_result_codes(db, 1);
+      ffi::sqlite3_busy_timeout(db, busy_timeout_ms);
+    }
+    Ok(Connection {
+      db,
+      hook_events: Box::new(Vec::new()),
+    })
+  }
+
+  pub fn handle(&self) -> *mut ffi::sqlite3 {
+    self.db
+  }
+
+  pub fn error(&self, rc: c_int) -> Error {
+    Error::sqlite(rc, errmsg(self.db))
+  }
+
+  /// Runs SQL that returns no rows the caller needs (pragmas, ROLLBACK).
+  pub fn execute_batch(&self, sql: &str) -> Result<(), Error> {
+    let mut rest = sql;
+    while let Some((stmt, tail)) = self.prepare_one(rest)? {
+      if let Some(mut stmt) = stmt {
+        loop {
+          match stmt.step() {
+            ffi::SQLITE_ROW => continue,
+            ffi::SQLITE_DONE => break,
+            rc => return Err(self.error(rc)),
+          }
+        }
+      }
+      rest = tail;
+    }
+    Ok(())
+  }
+
+  /// Prepares the first statement of `sql`. `Ok(None)` at the end of the text; a statement of
+  /// only whitespace or comments is `Some((None, tail))`.
+  pub fn prepare_one<'a>(&self, sql: &'a str) -> Result<Option<(Option<Statement>, &'a str)>, Error> {
+    if sql.is_empty() {
+      return Ok(None);
+    }
+    let mut raw = ptr::null_mut();
+    let mut tail: *const c_char = ptr::null();
+    let rc = unsafe {
+      ffi::sqlite3_prepare_v3(
+        self.db,
+        sql.as_ptr().cast(),
+        sql.len() as c_int,
+        0,
+        &mut raw,
+        &mut tail,
+      )
+    };
+    if rc != ffi::SQLITE_OK {
+      return Err(self.error(rc));
+    }
+    let used = if tail.is_null() {
+      sql.len()
+    } else {
+      tail as usize - sql.as_ptr() as usize
+    };
+    let rest = &sql[used.min(sql.len())..];
+    let stmt = if raw.is_null() {
+      None
+    } else {
+      Some(Statement::new(raw))
+    };
+    if stmt.is_none() && used == 0 {
+      return Ok(None);
+    }
+    Ok(Some((stmt, rest)))
+  }
+
+  /// Prepares only the first statement, as node-sqlite3 does (`db.run("A; B")` runs A).
+  pub fn prepare(&self, sql: &str) -> Result<Option<Statement>, Error> {
+    Ok(self.prepare_one(sql)?.and_then(|(stmt, _)| stmt))
+  }
+
+  pub fn last_insert_rowid(&self) -> i64 {
+    unsafe { ffi::sqlite3_last_insert_rowid(self.db) }
+  }
+
+  pub fn changes(&self) -> i64 {
+    unsafe { ffi::sqlite3_changes64(self.db) }
+  }
+
+  pub fn is_autocommit(&self) -> bool {
+    unsafe { ffi::sqlite3_get_autocommit(self.db) != 0 }
+  }
+
+  pub fn set_busy_timeout(&self, ms: i32) {
+    unsafe { ffi::sqlite3_busy_timeout(self.db, ms) };
+  }
+
+  pub fn set_limit(&self, id: i32, value: i32) {
+    unsafe { ffi::sqlite3_limit(self.db, id, value) };
+  }
+
+  /// Applies a SQLCipher key and proves it by reading the schema: a wrong key is
+  /// `SQLITE_NOTADB` here, never on a later query.
+  pub fn apply_key(&self, key: &Key) -> Result<(), Error> {
+    let material: Vec<u8> = match key {
+      Key::Raw(bytes) => {
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        format!("x'{hex}'").into_bytes()
+      }
+      Key::Passphrase(p) => p.as_bytes().to_vec(),
+    };
+    let rc = unsafe { ffi::sqlite3_key(self.db, material.as_ptr().cast(), material.len() as c_int) };
+    if rc != ffi::SQLITE_OK {
+      return Err(self.error(rc));
+    }
+    self.verify_readable(true)
+  }
+
+  /// Reads the schema so that an encrypted file opened without (or with the wrong) key fails now.
+  pub fn verify_readable(&self, keyed: bool) -> Result<(), Error> {
+    match self.execute_batch("SELECT count(*) FROM sqlite_master") {
+      Err(e) if e.errno() == ffi::SQLITE_NOTADB => Err(Error::sqlite(
+        ffi::SQLITE_NOTADB,
+        if keyed {
+          "file is not a database: the key is wrong, or the file is not a SQLCipher database"
+        } else {
+          "file is not a database: it may be encrypted (pass its `key`) or not be a SQLite file"
+        },
+      )),
+      other => other,
+    }
+  }
+
+  pub fn load_extension(&self, path: &str) -> Result<(), Error> {
+    let c_path =
+      CString::new(path).map_err(|_| Error::sqlite(ffi::SQLITE_ERROR, "extension path contains NUL"))?;
+    let mut err: *mut c_char = ptr::null_mut();
+    let rc = unsafe {
+      ffi::sqlite3_db_config(
+        self.db,
+        ffi::SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION,
+        1,
+        ptr::null_mut::<c_int>(),
+      );
+      let rc = ffi::sqlite3_load_extension(self.db, c_path.as_ptr(), ptr::null(), &mut err);
+      ffi::sqlite3_db_config(
+        self.db,
+        ffi::SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION,
+        0,
+        ptr::null_mut::<c_int>(),
+      );
+      rc
+    };
+    if rc == ffi::SQLITE_OK {
+      return Ok(());
+    }
+    let message = if err.is_null() {
+      errmsg(self.db)
+    } else {
+      let m = unsafe { CStr::from_ptr(err) }.to_string_lossy().into_owned();
+      unsafe { ffi::sqlite3_free(err.cast()) };
+      m
+    };
+    Err(Error::sqlite(rc, message))
+  }
+
+  /// Events the hooks produced since the last call.
+  pub fn take_events(&mut self) -> Vec<Event> {
+    if self.hook_events.is_empty() {
+      return Vec::new();
+    }
+    std::mem::take(&mut *self.hook_events)
+  }
+
+  /// Turns the trace, profile and update hooks on or off.
+  pub fn set_hooks(&mut self, trace: bool, profile: bool, change: bool) {
+    let ctx: *mut Vec<Event> = &mut *self.hook_events;
+    unsafe {
+      ffi::sqlite3_trace(self.db, if trace { Some(trace_cb) } else { None }, ctx.cast());
+      ffi::sqlite3_profile(self.db, if profile { Some(profile_cb) } else { None }, ctx.cast());
+      ffi::sqlite3_update_hook(self.db, if change { Some(update_cb) } else { None }, ctx.cast());
+    }
+  }
+}
+
+impl Drop for Connection {
+  fn drop(&mut self) {
+    // Every statement is owned by a `Statement` that the engine drops (finalizes) before the
+    // connection, so a plain close succeeds.
+    unsafe { ffi::sqlite3_close(self.db) };
+  }
+}
+
+unsafe extern "C" fn trace_cb(ctx: *mut c_void, sql: *const c_char) {
+  if ctx.is_null() || sql.is_null() {
+    return;
+  }
+  let events = unsafe { &mut *(ctx as *mut Vec<Event>) };
+  events.push(Event::Trace(
+    unsafe { CStr::from_ptr(sql) }.to_string_lossy().into_owned(),
+  ));
+}
+
+unsafe extern "C" fn profile_cb(ctx: *mut c_void, sql: *const c_char, nanos: u64) {
+  if ctx.is_null() || sql.is_null() {
+    return;
+  }
+  let events = unsafe { &mut *(ctx as *mut Vec<Event>) };
+  events.push(Event::Profile {
+    sql: unsafe { CStr::from_ptr(sql) }.to_string_lossy().into_owned(),
+    nanos,
+  });
+}
+
+unsafe extern "C" fn update_cb(
+  ctx: *mut c_void,
+  op: c_int,
+  database: *const c_char,
+  table: *const c_char,
+  rowid: i64,
+) {
+  if ctx.is_null() {
+    return;
+  }
+  let kind = match op {
+    ffi::SQLITE_INSERT => ChangeKind::Insert,
+    ffi::SQLITE_UPDATE => ChangeKind::Update,
+    ffi::SQLITE_DELETE => ChangeKind::Delete,
+    _ => return,
+  };
+  let text = |p: *const c_char| {
+    if p.is_null() {
+      String::new()
+    } else {
+      unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    }
+  };
+  let events = unsafe { &mut *(ctx as *mut Vec<Event>) };
+  events.push(Event::Change {
+    kind,
+    database: text(database),
+    table: text(table),
+    rowid,
+  });
+}
+
+fn errmsg(db: *mut ffi::sqlite3) -> String {
+  unsafe { CStr::from_ptr(ffi::sqlite3_errmsg(db)) }
+    .to_string_lossy()
+    .into_owned()
+}
+
+fn errstr(rc: c_int) -> String {
+  unsafe { CStr::from_ptr(ffi::sqlite3_errstr(rc)) }
+    .to_string_lossy()
+    .into_owned()
+}
+
+/// A prepared statement with node-sqlite3's cursor state.
+pub struct Statement {
+  raw: *mut ffi::sqlite3_stmt,
+  shape: Option<Arc<Shape>>,
+  /// The last step returned `SQLITE_DONE` (a parameterless `get()` then stays at the end).
+  pub done: bool,
+}
+
+unsafe impl Send for Statement {}
+
+impl Statement {
+  fn new(raw: *mut ffi::sqlite3_stmt) -> Self {
+    Statement {
+      raw,
+      shape: None,
+      done: false,
+    }
+  }
+
+  fn db(&self) -> *mut ffi::sqlite3 {
+    unsafe { ffi::sqlite3_db_handle(self.raw) }
+  }
+
+  fn error(&self, rc: c_int) -> Error {
+    Error::sqlite(rc, errmsg(self.db()))
+  }
+
+  pub fn readonly(&self) -> bool {
+    unsafe { ffi::sqlite3_stmt_readonly(self.raw) != 0 }
+  }
+
+  pub fn step(&mut self) -> c_int {
+    let rc = unsafe { ffi::sqlite3_step(self.raw) };
+    self.done = rc == ffi::SQLITE_DONE;
+    rc
+  }
+
+  /// Steps once; `Ok(true)` when a row is ready.
+  pub fn next(&mut self) -> Result<bool, Error> {
+    match self.step() {
+      ffi::SQLITE_ROW => Ok(true),
+      ffi::SQLITE_DONE => Ok(false),
+      rc => {
+        // The step's code is the precise one; reset so the statement is reusable.
+        let e = self.error(rc);
+        unsafe { ffi::sqlite3_reset(self.raw) };
+        Err(e)
+      }
+    }
+  }
+
+  pub fn reset(&mut self) {
+    unsafe { ffi::sqlite3_reset(self.raw) };
+    self.done = false;
+  }
+
+  pub fn clear_bindings(&mut self) {
+    unsafe { ffi::sqlite3_clear_bindings(self.raw) };
+  }
+
+  /// Rebinds from scratch (reset, clear, bind) when parameters are given; keeps the existing
+  /// bindings when they are not.
+  pub fn bind(&mut self, params: &Params) -> Result<(), Error> {
+    match params {
+      Params::None => Ok(()),
+      Params::Positional(values) => {
+        self.reset();
+        self.clear_bindings();
+        for (i, value) in values.iter().enumerate() {
+          self.bind_one(i as c_int + 1, value)?;
+        }
+        Ok(())
+      }
+      Params::Named(pairs) => {
+        self.reset();
+        self.clear_bindings();
+        for (key, value) in pairs {
+          let index = match key {
+            ParamKey::Index(i) => *i,
+            ParamKey::Name(name) => match CString::new(name.as_str()) {
+              Ok(c) => unsafe { ffi::sqlite3_bind_parameter_index(self.raw, c.as_ptr()) },
+              Err(_) => 0,
+            },
+          };
+          self.bind_one(index, value)?;
+        }
+        Ok(())
+      }
+    }
+  }
+
+  fn bind_one(&mut self, index: c_int, value: &Bind) -> Result<(), Error> {
+    let value = match value {
+      Bind::Skip => return Ok(()),
+      Bind::Value(v) => v,
+    };
+    let rc = unsafe {
+      match value {
+        Value::Null => ffi::sqlite3_bind_null(self.raw, index),
+        Value::Integer(i) => ffi::sqlite3_bind_int64(self.raw, index, *i),
+        Value::Real(f) => ffi::sqlite3_bind_double(self.raw, index, *f),
+        Value::Text(s) => ffi::sqlite3_bind_text64(
+          self.raw,
+          index,
+          s.as_ptr().cast(),
+          s.len() as u64,
+          ffi::SQLITE_TRANSIENT(),
+          ffi::SQLITE_UTF8 as u8,
+        ),
+        Value::Blob(b) => ffi::sqlite3_bind_blob64(
+          self.raw,
+          index,
+          if b.is_empty() {
+            [0u8; 1].as_ptr().cast()
+          } else {
+            b.as_ptr().cast()
+          },
+          b.len() as u64,
+          ffi::SQLITE_TRANSIENT(),
+        ),
+      }
+    };
+    match rc {
+      ffi::SQLITE_OK => Ok(()),
+      ffi::SQLITE_RANGE => Err(Error::sqlite(ffi::SQLITE_RANGE, "column index out of range")),
+      rc => Err(self.error(rc)),
+    }
+  }
+
+  /// The column names, computed once per statement (and again if the column count changes
+  /// after a schema change).
+  pub fn shape(&mut self) -> Arc<Shape> {
+    let count = unsafe { ffi::sqlite3_column_count(self.raw) } as usize;
+    if let Some(shape) = &self.shape {
+      if shape.columns.len() == count {
+        return shape.clone();
+      }
+    }
+    let columns = (0..count)
+      .map(|i| {
+        let name = unsafe { ffi::sqlite3_column_name(self.raw, i as c_int) };
+        if name.is_null() {
+          String::new()
+        } else {
+          unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned()
+        }
+      })
+      .collect();
+    let shape = Arc::new(Shape {
+      id: NEXT_SHAPE.fetch_add(1, Ordering::Relaxed),
+      columns,
+    });
+    self.shape = Some(shape.clone());
+    shape
+  }
+
+  /// Appends the current row's values to `out`.
+  pub fn read_row(&self, columns: usize, out: &mut Vec<Value>) {
+    for i in 0..columns as c_int {
+      out.push(unsafe { self.column(i) });
+    }
+  }
+
+  unsafe fn column(&self, i: c_int) -> Value {
+    unsafe {
+      match ffi::sqlite3_column_type(self.raw, i) {
+        ffi::SQLITE_INTEGER => Value::Integer(ffi::sqlite3_column_int64(self.raw, i)),
+        ffi::SQLITE_FLOAT => Value::Real(ffi::sqlite3_column_double(self.raw, i)),
+        ffi::SQLITE_TEXT => {
+          let p = ffi::sqlite3_column_text(self.raw, i);
+          let n = ffi::sqlite3_column_bytes(self.raw, i) as usize;
+          let bytes = if p.is_null() {
+            &[][..]
+          } else {
+            std::slice::from_raw_parts(p, n)
+          };
+          Value::Text(match std::str::from_utf8(bytes) {
+            Ok(s) => s.to_owned(),
+            Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+          })
+        }
+        ffi::SQLITE_BLOB => {
+          let p = ffi::sqlite3_column_blob(self.raw, i) as *const u8;
+          let n = ffi::sqlite3_column_bytes(self.raw, i) as usize;
+          Value::Blob(if p.is_null() {
+            Vec::new()
+          } else {
+            std::slice::from_raw_parts(p, n).to_vec()
+          })
+        }
+        _ => Value::Null,
+      }
+    }
+  }
+}
+
+impl Drop for Statement {
+  fn drop(&mut self) {
+    unsafe { ffi::sqlite3_finalize(self.raw) };
+  }
+}

@@ -1,0 +1,183 @@
+//! The engine: one thread per open database file, owning its only connection.
+//!
+//! Every Database handle in this process, and (in a master) every client connection, is a
+//! *session* of the engine of its file. A session's requests run in the order it sent them;
+//! while a session is inside a transaction only its requests run (DESIGN §5). The engine thread
+//! is a plain OS thread: it never runs on a tokio worker and never blocks the JavaScript thread.
+
+mod connection;
+mod worker;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex, Weak};
+
+use once_cell::sync::Lazy;
+use rusqlite::ffi;
+
+use crate::protocol::{Outgoing, Request};
+
+pub use connection::{Connection, Statement};
+
+/// Where an engine delivers a session's replies and events. `send` is called on the engine
+/// thread and must not block for long: a local sink queues for the JavaScript thread, a
+/// socket sink queues for the connection's writer.
+pub trait Sink: Send + Sync {
+  fn send(&self, message: Outgoing);
+}
+
+pub type SessionId = u64;
+
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+/// Engines by database file, so that every `create()` of one file in this process shares one
+/// connection. Entries are weak: an engine ends when its last session is gone.
+static REGISTRY: Lazy<Mutex<HashMap<PathBuf, Weak<Engine>>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+
+enum Command {
+  Attach {
+    session: SessionId,
+    sink: Arc<dyn Sink>,
+  },
+  Request {
+    session: SessionId,
+    id: u32,
+    request: Request,
+  },
+  /// The session consumed one chunk of an `each()` stream.
+  Resume {
+    session: SessionId,
+  },
+  Detach {
+    session: SessionId,
+  },
+}
+
+/// What other threads may see of the engine: the handle `interrupt()` needs.
+struct Shared {
+  interrupt: Mutex<InterruptTarget>,
+}
+
+struct InterruptTarget {
+  db: *mut ffi::sqlite3,
+  running: SessionId,
+}
+
+unsafe impl Send for InterruptTarget {}
+
+/// The handle to one engine thread.
+pub struct Engine {
+  commands: Sender<Command>,
+  shared: Arc<Shared>,
+}
+
+impl Engine {
+  /// The engine of `filename`, started if this process has none. `':memory:'`, `''` and URI
+  /// names always get an engine of their own: there is nothing to share.
+  pub fn for_file(filename: &str) -> Arc<Engine> {
+    let key = match registry_key(filename) {
+      Some(key) => key,
+      None => return Engine::start(),
+    };
+    let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(engine) = registry.get(&key).and_then(Weak::upgrade) {
+      return engine;
+    }
+    registry.retain(|_, weak| weak.strong_count() > 0);
+    let engine = Engine::start();
+    registry.insert(key, Arc::downgrade(&engine));
+    engine
+  }
+
+  fn start() -> Arc<Engine> {
+    let (tx, rx) = mpsc::channel();
+    let shared = Arc::new(Shared {
+      interrupt: Mutex::new(InterruptTarget {
+        db: std::ptr::null_mut(),
+        running: 0,
+      }),
+    });
+    let worker_shared = shared.clone();
+    std::thread::Builder::new()
+      .name("sqlite3-cluster engine".into())
+      .spawn(move || worker::run(rx, worker_shared))
+      .expect("the engine thread could not be started");
+    Arc::new(Engine { commands: tx, shared })
+  }
+
+  /// Starts a session that delivers to `sink`. Its first request must be `Request::Open`.
+  pub fn attach(self: &Arc<Engine>, sink: Arc<dyn Sink>) -> SessionHandle {
+    let session = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
+    let _ = self.commands.send(Command::Attach { session, sink });
+    SessionHandle {
+      engine: self.clone(),
+      session,
+    }
+  }
+}
+
+/// One session of an engine. Dropping it detaches the session: its statements are finalized
+/// and a transaction it left open is rolled back.
+pub struct SessionHandle {
+  engine: Arc<Engine>,
+  session: SessionId,
+}
+
+impl SessionHandle {
+  pub fn send(&self, id: u32, request: Request) {
+    let _ = self.engine.commands.send(Command::Request {
+      session: self.session,
+      id,
+      request,
+    });
+  }
+
+  /// Acknowledges one `Chunk` of an `each()` stream.
+  pub fn resume(&self) {
+    let _ = self.engine.commands.send(Command::Resume {
+      session: self.session,
+    });
+  }
+
+  /// Interrupts this session's statement if one is running now (`sqlite3_interrupt`);
+  /// another session's statement is never interrupted.
+  pub fn interrupt(&self) {
+    let target = self
+      .engine
+      .shared
+      .interrupt
+      .lock()
+      .unwrap_or_else(|e| e.into_inner());
+    if target.running == self.session && !target.db.is_null() {
+      unsafe { ffi::sqlite3_interrupt(target.db) };
+    }
+  }
+}
+
+impl Drop for SessionHandle {
+  fn drop(&mut self) {
+    let _ = self.engine.commands.send(Command::Detach {
+      session: self.session,
+    });
+  }
+}
+
+/// The path that identifies a database file: the real path of its directory plus its name, so
+/// that `./a.db`, `a.db` and a symlinked directory meet in one engine.
+fn registry_key(filename: &str) -> Option<PathBuf> {
+  if filename.is_empty() || filename == ":memory:" || filename.starts_with("file:") {
+    return None;
+  }
+  let path = Path::new(filename);
+  if let Ok(real) = std::fs::canonicalize(path) {
+    return Some(real);
+  }
+  let absolute = std::path::absolute(path).ok()?;
+  let dir = absolute.parent().and_then(|d| std::fs::canonicalize(d).ok());
+  match (dir, absolute.file_name()) {
+    (Some(dir), Some(name)) => Some(dir.join(name)),
+    _ => Some(absolute),
+  }
+}

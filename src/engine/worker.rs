@@ -1,0 +1,674 @@
+//! The engine thread: takes commands from sessions, picks whose request runs next, runs it on
+//! the connection and sends the answer to that session's sink.
+//!
+//! Scheduling rules (DESIGN §5): a session's requests run in the order it sent them; sessions
+//! take turns, one request (or one `each()` chunk) at a time; while the connection is inside a
+//! transaction that a session opened, only that session runs. An `each()` stream pauses when
+//! its receiver has `WINDOW` chunks unacknowledged, so a slow reader never makes the engine
+//! buffer a whole result.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+
+use rusqlite::ffi;
+
+use super::connection::{Connection, Statement};
+use super::{Command, SessionId, Shared, Sink};
+use crate::error::Error;
+use crate::protocol::{Event, Key, Mode, OpenOptions, Outgoing, Request, Response, Rows, Setting};
+use crate::value::Params;
+
+/// Rows per `each()` chunk.
+const CHUNK_ROWS: usize = 512;
+/// Chunks a receiver may hold unacknowledged before the stream pauses.
+const WINDOW: u32 = 4;
+/// Prepared statements kept for one-shot queries (`db.run/get/all/each`).
+const CACHE_CAPACITY: usize = 128;
+
+#[derive(Default, Clone, Copy)]
+struct Hooks {
+  trace: bool,
+  profile: bool,
+  change: bool,
+}
+
+struct Session {
+  sink: Arc<dyn Sink>,
+  queue: VecDeque<(u32, Request)>,
+  /// Statements of `db.prepare()`; `None` for a statement of empty SQL (valid, but it fails
+  /// with `SQLITE_MISUSE: not an error` when run, as in node-sqlite3).
+  statements: HashMap<u32, Option<Statement>>,
+  /// Statements whose prepare failed: requests for them are dropped.
+  failed: HashSet<u32>,
+  opened: bool,
+  readonly: bool,
+  awaiting_key: bool,
+  hooks: Hooks,
+  stream: Option<Stream>,
+  unacked: u32,
+}
+
+/// An `each()` in progress. It owns its statement until the last row.
+struct Stream {
+  id: u32,
+  stmt: Statement,
+  origin: Origin,
+}
+
+enum Origin {
+  Cached(String),
+  Prepared(u32),
+}
+
+struct Worker {
+  shared: Arc<Shared>,
+  conn: Option<Connection>,
+  /// How the connection was opened, to reopen it after a failed deferred key.
+  opened_with: Option<OpenOptions>,
+  key: Option<Key>,
+  sessions: HashMap<SessionId, Session>,
+  order: VecDeque<SessionId>,
+  /// The session whose transaction holds the connection.
+  owner: Option<SessionId>,
+  cache: HashMap<String, Statement>,
+}
+
+pub(super) fn run(commands: Receiver<Command>, shared: Arc<Shared>) {
+  let mut worker = Worker {
+    shared,
+    conn: None,
+    opened_with: None,
+    key: None,
+    sessions: HashMap::new(),
+    order: VecDeque::new(),
+    owner: None,
+    cache: HashMap::new(),
+  };
+  loop {
+    loop {
+      match commands.try_recv() {
+        Ok(command) => worker.command(command),
+        Err(TryRecvError::Empty) => break,
+        Err(TryRecvError::Disconnected) => return worker.close_connection(),
+      }
+    }
+    if let Some(session) = worker.next_runnable() {
+      worker.run_unit(session);
+      continue;
+    }
+    match commands.recv() {
+      Ok(command) => worker.command(command),
+      Err(_) => return worker.close_connection(),
+    }
+  }
+}
+
+fn misuse_not_open() -> Error {
+  Error::misuse("Database is not open")
+}
+
+fn deliver(sink: &Arc<dyn Sink>, id: u32, response: Response) {
+  sink.send(Outgoing::Reply { id, response });
+}
+
+impl Worker {
+  fn command(&mut self, command: Command) {
+    match command {
+      Command::Attach { session, sink } => {
+        self.sessions.insert(
+          session,
+          Session {
+            sink,
+            queue: VecDeque::new(),
+            statements: HashMap::new(),
+            failed: HashSet::new(),
+            opened: false,
+            readonly: false,
+            awaiting_key: false,
+            hooks: Hooks::default(),
+            stream: None,
+            unacked: 0,
+          },
+        );
+        self.order.push_back(session);
+      }
+      Command::Request { session, id, request } => {
+        if let Some(s) = self.sessions.get_mut(&session) {
+          s.queue.push_back((id, request));
+        }
+      }
+      Command::Resume { session } => {
+        if let Some(s) = self.sessions.get_mut(&session) {
+          s.unacked = s.unacked.saturating_sub(1);
+        }
+      }
+      Command::Detach { session } => self.detach(session),
+    }
+  }
+
+  fn runnable(&self, id: SessionId) -> bool {
+    match self.sessions.get(&id) {
+      Some(s) if s.stream.is_some() => s.unacked < WINDOW,
+      Some(s) => !s.queue.is_empty(),
+      None => false,
+    }
+  }
+
+  fn next_runnable(&mut self) -> Option<SessionId> {
+    if let Some(owner) = self.owner {
+      return self.runnable(owner).then_some(owner);
+    }
+    for _ in 0..self.order.len() {
+      let id = self.order.pop_front()?;
+      self.order.push_back(id);
+      if self.runnable(id) {
+        return Some(id);
+      }
+    }
+    None
+  }
+
+  fn set_running(&self, session: SessionId) {
+    let mut target = self.shared.interrupt.lock().unwrap_or_else(|e| e.into_inner());
+    target.running = session;
+  }
+
+  fn run_unit(&mut self, id: SessionId) {
+    let Some(mut session) = self.sessions.remove(&id) else {
+      return;
+    };
+    self.set_running(id);
+    let keep = if session.stream.is_some() {
+      self.continue_stream(&mut session);
+      true
+    } else if let Some((rid, request)) = session.queue.pop_front() {
+      self.handle(id, &mut session, rid, request)
+    } else {
+      true
+    };
+    self.set_running(0);
+    if keep {
+      self.sessions.insert(id, session);
+    }
+    if let Some(conn) = &self.conn {
+      if conn.is_autocommit() {
+        if self.owner == Some(id) {
+          self.owner = None;
+        }
+      } else if keep && self.owner.is_none() {
+        self.owner = Some(id);
+      }
+    }
+  }
+
+  /// Sends the hook events the last step produced (those this session asked for), then `response`.
+  fn reply(&mut self, session: &Session, id: u32, response: Response) {
+    self.flush_events(session);
+    deliver(&session.sink, id, response);
+  }
+
+  fn flush_events(&mut self, session: &Session) {
+    let Some(conn) = self.conn.as_mut() else { return };
+    for event in conn.take_events() {
+      let wanted = match event {
+        Event::Trace(_) => session.hooks.trace,
+        Event::Profile { .. } => session.hooks.profile,
+        Event::Change { .. } => session.hooks.change,
+      };
+      if wanted {
+        session.sink.send(Outgoing::Event(event));
+      }
+    }
+  }
+
+  /// Runs one request. Returns false when the session ended (closed).
+  fn handle(&mut self, id: SessionId, session: &mut Session, rid: u32, request: Request) -> bool {
+    if let Request::Open(options) = request {
+      let response = match self.open(session, options) {
+        Ok(()) => Response::Done,
+        Err(e) => Response::Error(e),
+      };
+      self.reply(session, rid, response);
+      return true;
+    }
+    if !session.opened || self.conn.is_none() {
+      self.reply(session, rid, Response::Error(misuse_not_open()));
+      return true;
+    }
+    if session.awaiting_key && !matches!(request, Request::Key(_) | Request::Close | Request::Wait) {
+      let e = Error::sqlite(
+        ffi::SQLITE_AUTH,
+        "the database is waiting for its key: call db.init({ key }) before running statements",
+      );
+      self.reply(session, rid, Response::Error(e));
+      return true;
+    }
+    let response = match request {
+      Request::Open(_) => unreachable!("handled above"),
+      Request::Query { sql, params, mode } => self.query(session, rid, sql, params, mode),
+      Request::Prepare { stmt, sql } => match self.conn().prepare(&sql) {
+        Ok(prepared) => {
+          session.statements.insert(stmt, prepared);
+          Some(Response::Done)
+        }
+        Err(e) => {
+          session.failed.insert(stmt);
+          Some(Response::Error(e))
+        }
+      },
+      Request::Execute { stmt, params, mode } => self.execute(session, rid, stmt, params, mode),
+      Request::Bind { stmt, params } => Some(match session.statements.get_mut(&stmt) {
+        None => Response::Dropped,
+        Some(None) if params.is_none() => Response::Done,
+        Some(None) => Response::Error(Error::sqlite(ffi::SQLITE_RANGE, "column index out of range")),
+        // node-sqlite3 reports the statement's last status when bind() has nothing to bind.
+        Some(Some(s)) if params.is_none() && s.done => Response::Error(Error::sqlite(ffi::SQLITE_DONE, "")),
+        Some(Some(s)) => match s.bind(&params) {
+          Ok(()) => Response::Done,
+          Err(e) => Response::Error(e),
+        },
+      }),
+      Request::Reset { stmt } => Some(match session.statements.get_mut(&stmt) {
+        None => Response::Dropped,
+        Some(s) => {
+          if let Some(s) = s {
+            s.reset();
+          }
+          Response::Done
+        }
+      }),
+      Request::Finalize { stmt } => Some(if session.failed.remove(&stmt) {
+        Response::Dropped
+      } else {
+        session.statements.remove(&stmt);
+        Response::Done
+      }),
+      Request::Exec { sql } => Some(match self.exec(session, &sql) {
+        Ok(()) => Response::Done,
+        Err(e) => Response::Error(e),
+      }),
+      Request::Configure(setting) => {
+        self.configure(session, setting);
+        Some(Response::Done)
+      }
+      Request::Key(key) => Some(match self.deferred_key(session, key) {
+        Ok(()) => Response::Done,
+        Err(e) => Response::Error(e),
+      }),
+      Request::LoadExtension { path } => Some(match self.conn().load_extension(&path) {
+        Ok(()) => Response::Done,
+        Err(e) => Response::Error(e),
+      }),
+      Request::Wait => Some(Response::Done),
+      Request::Close => {
+        if !session.statements.is_empty() {
+          let e = Error::sqlite(
+            ffi::SQLITE_BUSY,
+            "unable to close due to unfinalized statements or unfinished backups",
+          );
+          Some(Response::Error(e))
+        } else {
+          self.flush_events(session);
+          self.end_session(id, session);
+          deliver(&session.sink, rid, Response::Done);
+          return false;
+        }
+      }
+    };
+    if let Some(response) = response {
+      self.reply(session, rid, response);
+    }
+    true
+  }
+
+  fn conn(&self) -> &Connection {
+    self.conn.as_ref().expect("checked by handle()")
+  }
+
+  fn open(&mut self, session: &mut Session, options: OpenOptions) -> Result<(), Error> {
+    if self.conn.is_none() {
+      let conn = Connection::open(&options.filename, options.flags, options.busy_timeout_ms)?;
+      if !options.verbose {
+        // SQLCipher logs a failed HMAC check on stderr; the error itself is reported anyway.
+        let _ = conn.execute_batch("PRAGMA cipher_log_level = NONE");
+      }
+      match &options.key {
+        Some(key) => conn.apply_key(key)?,
+        None if !options.deferred_key => conn.verify_readable(false)?,
+        None => {}
+      }
+      self.key = options.key.clone();
+      self.conn = Some(conn);
+      self.publish_handle();
+    } else if options.key.is_some() && options.key != self.key {
+      return Err(Error::sqlite(
+        ffi::SQLITE_NOTADB,
+        "file is not a database: the key is wrong (this process has the file open with another key)",
+      ));
+    } else if options.key.is_none() && self.key.is_some() && !options.deferred_key {
+      return Err(Error::sqlite(
+        ffi::SQLITE_NOTADB,
+        "file is not a database: it is encrypted, pass its `key` (or `bits` and call db.init({ key }))",
+      ));
+    }
+    session.opened = true;
+    session.readonly = options.flags & ffi::SQLITE_OPEN_READONLY != 0;
+    session.awaiting_key = options.deferred_key && options.key.is_none();
+    if self.opened_with.is_none() {
+      self.opened_with = Some(options);
+    }
+    Ok(())
+  }
+
+  fn publish_handle(&self) {
+    let mut target = self.shared.interrupt.lock().unwrap_or_else(|e| e.into_inner());
+    target.db = self.conn.as_ref().map_or(std::ptr::null_mut(), |c| c.handle());
+  }
+
+  /// `db.init({ key })` for a session opened with `bits` and no key.
+  fn deferred_key(&mut self, session: &mut Session, key: Key) -> Result<(), Error> {
+    if !session.awaiting_key {
+      return Ok(());
+    }
+    if let Some(existing) = &self.key {
+      if *existing != key {
+        return Err(Error::sqlite(
+          ffi::SQLITE_NOTADB,
+          "file is not a database: the key is wrong",
+        ));
+      }
+    } else if let Err(e) = self.conn().apply_key(&key) {
+      // A connection that saw a wrong key is reopened clean before the next attempt.
+      self.cache.clear();
+      self.conn = None;
+      self.publish_handle();
+      if let Some(options) = self.opened_with.clone() {
+        let conn = Connection::open(&options.filename, options.flags, options.busy_timeout_ms)?;
+        if !options.verbose {
+          let _ = conn.execute_batch("PRAGMA cipher_log_level = NONE");
+        }
+        self.conn = Some(conn);
+        self.publish_handle();
+      }
+      return Err(e);
+    } else {
+      self.key = Some(key);
+    }
+    session.awaiting_key = false;
+    Ok(())
+  }
+
+  fn configure(&mut self, session: &mut Session, setting: Setting) {
+    let conn = self.conn.as_mut().expect("checked by handle()");
+    match setting {
+      Setting::BusyTimeout(ms) => conn.set_busy_timeout(ms),
+      Setting::Limit { id, value } => conn.set_limit(id, value),
+      Setting::Trace(on) => session.hooks.trace = on,
+      Setting::Profile(on) => session.hooks.profile = on,
+      Setting::Change(on) => session.hooks.change = on,
+    }
+    if matches!(
+      setting,
+      Setting::Trace(_) | Setting::Profile(_) | Setting::Change(_)
+    ) {
+      self.update_hooks(session);
+    }
+  }
+
+  /// Turns each connection hook on while any session (this one included) wants it.
+  fn update_hooks(&mut self, current: &Session) {
+    let mut wanted = current.hooks;
+    for s in self.sessions.values() {
+      wanted.trace |= s.hooks.trace;
+      wanted.profile |= s.hooks.profile;
+      wanted.change |= s.hooks.change;
+    }
+    if let Some(conn) = self.conn.as_mut() {
+      conn.set_hooks(wanted.trace, wanted.profile, wanted.change);
+    }
+  }
+
+  fn check_writable(readonly: bool, stmt: &Statement) -> Result<(), Error> {
+    if readonly && !stmt.readonly() {
+      return Err(Error::sqlite(
+        ffi::SQLITE_READONLY,
+        "attempt to write a readonly database",
+      ));
+    }
+    Ok(())
+  }
+
+  /// A one-shot statement through the statement cache.
+  fn query(
+    &mut self,
+    session: &mut Session,
+    rid: u32,
+    sql: String,
+    params: Params,
+    mode: Mode,
+  ) -> Option<Response> {
+    let mut stmt = match self.cache.remove(&sql) {
+      Some(stmt) => stmt,
+      None => match self.conn().prepare(&sql) {
+        Ok(Some(stmt)) => stmt,
+        Ok(None) => return Some(Response::Error(Error::misuse("not an error"))),
+        Err(e) => return Some(Response::PrepareError(e)),
+      },
+    };
+    let result = Self::check_writable(session.readonly, &stmt).and_then(|()| stmt.bind(&params));
+    if let Err(e) = result {
+      self.recycle(sql, stmt);
+      return Some(Response::Error(e));
+    }
+    if mode == Mode::Each {
+      session.stream = Some(Stream {
+        id: rid,
+        stmt,
+        origin: Origin::Cached(sql),
+      });
+      self.continue_stream(session);
+      return None;
+    }
+    let response = self.step(&mut stmt, mode);
+    self.recycle(sql, stmt);
+    Some(response)
+  }
+
+  /// Returns a one-shot statement to the cache, reset and unbound.
+  fn recycle(&mut self, sql: String, mut stmt: Statement) {
+    stmt.reset();
+    stmt.clear_bindings();
+    if self.cache.len() >= CACHE_CAPACITY {
+      if let Some(victim) = self.cache.keys().next().cloned() {
+        self.cache.remove(&victim);
+      }
+    }
+    self.cache.insert(sql, stmt);
+  }
+
+  /// `Statement#run/get/all/each` on a prepared statement.
+  fn execute(
+    &mut self,
+    session: &mut Session,
+    rid: u32,
+    id: u32,
+    params: Params,
+    mode: Mode,
+  ) -> Option<Response> {
+    let readonly = session.readonly;
+    let Some(slot) = session.statements.get_mut(&id) else {
+      return Some(Response::Dropped);
+    };
+    let Some(stmt) = slot else {
+      return Some(Response::Error(Error::misuse("not an error")));
+    };
+    if let Err(e) = Self::check_writable(readonly, stmt) {
+      return Some(Response::Error(e));
+    }
+    if params.is_none() {
+      // Without parameters run/all/each start over (bindings kept); get() is a cursor that
+      // stays at the end once it got there.
+      if mode != Mode::Get {
+        stmt.reset();
+      } else if stmt.done {
+        return Some(Response::Row(None));
+      }
+    } else if let Err(e) = stmt.bind(&params) {
+      return Some(Response::Error(e));
+    }
+    if mode == Mode::Each {
+      let stmt = session.statements.remove(&id).flatten().expect("present above");
+      session.stream = Some(Stream {
+        id: rid,
+        stmt,
+        origin: Origin::Prepared(id),
+      });
+      self.continue_stream(session);
+      return None;
+    }
+    let conn = self.conn.as_ref().expect("checked by handle()");
+    Some(Self::step_with(conn, stmt, mode))
+  }
+
+  fn step(&mut self, stmt: &mut Statement, mode: Mode) -> Response {
+    let conn = self.conn.as_ref().expect("checked by handle()");
+    Self::step_with(conn, stmt, mode)
+  }
+
+  fn step_with(conn: &Connection, stmt: &mut Statement, mode: Mode) -> Response {
+    match mode {
+      Mode::Run => match stmt.next() {
+        Ok(_) => Response::Run {
+          last_id: conn.last_insert_rowid(),
+          changes: conn.changes(),
+        },
+        Err(e) => Response::Error(e),
+      },
+      Mode::Get => match stmt.next() {
+        Ok(true) => {
+          let shape = stmt.shape();
+          let mut values = Vec::with_capacity(shape.columns.len());
+          stmt.read_row(shape.columns.len(), &mut values);
+          Response::Row(Some(Rows { shape, values }))
+        }
+        Ok(false) => Response::Row(None),
+        Err(e) => Response::Error(e),
+      },
+      Mode::All | Mode::Each => {
+        let shape = stmt.shape();
+        let width = shape.columns.len();
+        let mut values = Vec::new();
+        loop {
+          match stmt.next() {
+            Ok(true) => stmt.read_row(width, &mut values),
+            Ok(false) => break,
+            Err(e) => return Response::Error(e),
+          }
+        }
+        Response::Rows(Rows { shape, values })
+      }
+    }
+  }
+
+  /// Produces the next chunk of the session's `each()` stream, or ends it.
+  fn continue_stream(&mut self, session: &mut Session) {
+    let Some(mut stream) = session.stream.take() else {
+      return;
+    };
+    let shape = stream.stmt.shape();
+    let width = shape.columns.len();
+    let mut values = Vec::with_capacity(width * 64);
+    let mut rows = 0;
+    let mut end: Option<Option<Error>> = None;
+    while rows < CHUNK_ROWS {
+      match stream.stmt.next() {
+        Ok(true) => {
+          stream.stmt.read_row(width, &mut values);
+          rows += 1;
+        }
+        Ok(false) => {
+          end = Some(None);
+          break;
+        }
+        Err(e) => {
+          end = Some(Some(e));
+          break;
+        }
+      }
+    }
+    if rows > 0 {
+      self.flush_events(session);
+      deliver(&session.sink, stream.id, Response::Chunk(Rows { shape, values }));
+      session.unacked += 1;
+    }
+    match end {
+      None => session.stream = Some(stream),
+      Some(error) => {
+        self.reply(session, stream.id, Response::EachEnd { error });
+        match stream.origin {
+          Origin::Cached(sql) => self.recycle(sql, stream.stmt),
+          Origin::Prepared(id) => {
+            session.statements.insert(id, Some(stream.stmt));
+          }
+        }
+      }
+    }
+  }
+
+  /// `db.exec()`: every statement of the script, in order; stops at the first error and keeps
+  /// what ran before it (no implicit transaction), as `sqlite3_exec` does.
+  fn exec(&mut self, session: &Session, sql: &str) -> Result<(), Error> {
+    let conn = self.conn.as_ref().expect("checked by handle()");
+    let mut rest = sql;
+    while let Some((stmt, tail)) = conn.prepare_one(rest)? {
+      if let Some(mut stmt) = stmt {
+        Self::check_writable(session.readonly, &stmt)?;
+        while stmt.next()? {}
+      }
+      rest = tail;
+    }
+    Ok(())
+  }
+
+  fn detach(&mut self, id: SessionId) {
+    if let Some(mut session) = self.sessions.remove(&id) {
+      self.end_session(id, &mut session);
+    }
+  }
+
+  /// Forgets a session: rolls back the transaction it left open, drops its statements, and
+  /// closes the connection when it was the last one.
+  fn end_session(&mut self, id: SessionId, session: &mut Session) {
+    session.stream = None;
+    session.statements.clear();
+    self.order.retain(|s| *s != id);
+    if self.owner == Some(id) {
+      self.owner = None;
+      if let Some(conn) = &self.conn {
+        if !conn.is_autocommit() {
+          let _ = conn.execute_batch("ROLLBACK");
+        }
+      }
+    }
+    if session.hooks.trace || session.hooks.profile || session.hooks.change {
+      session.hooks = Hooks::default();
+      self.update_hooks(session);
+    }
+    if self.sessions.is_empty() {
+      self.close_connection();
+    }
+  }
+
+  fn close_connection(&mut self) {
+    for session in self.sessions.values_mut() {
+      session.stream = None;
+      session.statements.clear();
+    }
+    self.cache.clear();
+    self.conn = None;
+    self.key = None;
+    self.opened_with = None;
+    self.publish_handle();
+  }
+}

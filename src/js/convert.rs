@@ -1,0 +1,361 @@
+//! JavaScript values ↔ SQL values and responses, with raw N-API calls (this is the hot path).
+//!
+//! `lib/values.js` has already reduced exotic objects (Date, RegExp, typed arrays, …) to
+//! strings, numbers and Buffers; what arrives here is a primitive or a Buffer.
+
+use std::ffi::c_char;
+use std::ptr;
+
+use napi::sys;
+
+use crate::error::Error;
+use crate::protocol::{Event, Key, Outgoing, Response, Rows};
+use crate::value::{Bind, ParamKey, Params, Value};
+
+pub type JsResult<T> = Result<T, String>;
+
+macro_rules! call {
+  ($e:expr) => {{
+    let status = $e;
+    if status != sys::Status::napi_ok {
+      return Err(format!("N-API call failed with status {status}"));
+    }
+  }};
+}
+
+pub unsafe fn type_of(env: sys::napi_env, v: sys::napi_value) -> JsResult<sys::napi_valuetype> {
+  let mut t = 0;
+  call!(unsafe { sys::napi_typeof(env, v, &mut t) });
+  Ok(t)
+}
+
+pub unsafe fn string(env: sys::napi_env, v: sys::napi_value) -> JsResult<String> {
+  let mut len = 0usize;
+  call!(unsafe { sys::napi_get_value_string_utf8(env, v, ptr::null_mut(), 0, &mut len) });
+  let mut buf: Vec<u8> = Vec::with_capacity(len + 1);
+  let mut written = 0usize;
+  call!(unsafe { sys::napi_get_value_string_utf8(env, v, buf.as_mut_ptr().cast(), len + 1, &mut written) });
+  unsafe { buf.set_len(written) };
+  // N-API writes valid UTF-8 (lone surrogates become U+FFFD, as in node-sqlite3).
+  Ok(String::from_utf8(buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+}
+
+unsafe fn number(env: sys::napi_env, v: sys::napi_value) -> JsResult<f64> {
+  let mut n = 0.0;
+  call!(unsafe { sys::napi_get_value_double(env, v, &mut n) });
+  Ok(n)
+}
+
+/// The bytes of a Buffer (or any typed array), if `v` is one.
+pub unsafe fn bytes(env: sys::napi_env, v: sys::napi_value) -> JsResult<Option<Vec<u8>>> {
+  let mut is_buffer = false;
+  call!(unsafe { sys::napi_is_buffer(env, v, &mut is_buffer) });
+  if is_buffer {
+    let mut data = ptr::null_mut();
+    let mut len = 0usize;
+    call!(unsafe { sys::napi_get_buffer_info(env, v, &mut data, &mut len) });
+    let slice = if data.is_null() || len == 0 {
+      &[][..]
+    } else {
+      unsafe { std::slice::from_raw_parts(data as *const u8, len) }
+    };
+    return Ok(Some(slice.to_vec()));
+  }
+  Ok(None)
+}
+
+/// One parameter value, by node-sqlite3's rules: int32 → INTEGER, other numbers → REAL,
+/// booleans → 1/0, `undefined`/BigInt/Symbol → left unbound.
+pub unsafe fn bind_value(env: sys::napi_env, v: sys::napi_value) -> JsResult<Bind> {
+  Ok(Bind::Value(match unsafe { type_of(env, v)? } {
+    sys::ValueType::napi_string => Value::Text(unsafe { string(env, v)? }),
+    sys::ValueType::napi_number => {
+      let n = unsafe { number(env, v)? };
+      if n == (n as i32) as f64 {
+        Value::Integer(n as i32 as i64)
+      } else if n.is_nan() {
+        Value::Null
+      } else {
+        Value::Real(n)
+      }
+    }
+    sys::ValueType::napi_boolean => {
+      let mut b = false;
+      call!(unsafe { sys::napi_get_value_bool(env, v, &mut b) });
+      Value::Integer(b as i64)
+    }
+    sys::ValueType::napi_null => Value::Null,
+    sys::ValueType::napi_undefined | sys::ValueType::napi_bigint | sys::ValueType::napi_symbol => {
+      return Ok(Bind::Skip)
+    }
+    _ => match unsafe { bytes(env, v)? } {
+      Some(b) => Value::Blob(b),
+      None => Value::Text("[object Object]".into()),
+    },
+  }))
+}
+
+unsafe fn array_len(env: sys::napi_env, v: sys::napi_value) -> JsResult<u32> {
+  let mut len = 0u32;
+  call!(unsafe { sys::napi_get_array_length(env, v, &mut len) });
+  Ok(len)
+}
+
+unsafe fn element(env: sys::napi_env, v: sys::napi_value, i: u32) -> JsResult<sys::napi_value> {
+  let mut out = ptr::null_mut();
+  call!(unsafe { sys::napi_get_element(env, v, i, &mut out) });
+  Ok(out)
+}
+
+/// `values` undefined → no parameters; `names` undefined → positional; otherwise `names[i]`
+/// (a string with its prefix, or a position) goes with `values[i]`.
+pub unsafe fn params(
+  env: sys::napi_env,
+  values: sys::napi_value,
+  names: sys::napi_value,
+) -> JsResult<Params> {
+  if unsafe { type_of(env, values)? } != sys::ValueType::napi_object {
+    return Ok(Params::None);
+  }
+  let len = unsafe { array_len(env, values)? };
+  let mut binds = Vec::with_capacity(len as usize);
+  for i in 0..len {
+    binds.push(unsafe { bind_value(env, element(env, values, i)?)? });
+  }
+  if unsafe { type_of(env, names)? } != sys::ValueType::napi_object {
+    return Ok(Params::Positional(binds));
+  }
+  let mut pairs = Vec::with_capacity(binds.len());
+  for (i, bind) in binds.into_iter().enumerate() {
+    let name = unsafe { element(env, names, i as u32)? };
+    let key = match unsafe { type_of(env, name)? } {
+      sys::ValueType::napi_number => ParamKey::Index(unsafe { number(env, name)? } as i32),
+      _ => ParamKey::Name(unsafe { string(env, name)? }),
+    };
+    pairs.push((key, bind));
+  }
+  Ok(Params::Named(pairs))
+}
+
+/// A SQLCipher key: 64 or 96 hex digits or 32 bytes are a raw key, any other string a passphrase.
+pub unsafe fn key(env: sys::napi_env, v: sys::napi_value) -> JsResult<Option<Key>> {
+  match unsafe { type_of(env, v)? } {
+    sys::ValueType::napi_undefined | sys::ValueType::napi_null => Ok(None),
+    sys::ValueType::napi_string => {
+      let s = unsafe { string(env, v)? };
+      let is_hex = (s.len() == 64 || s.len() == 96) && s.bytes().all(|b| b.is_ascii_hexdigit());
+      if is_hex {
+        let raw = (0..s.len())
+          .step_by(2)
+          .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or(0))
+          .collect();
+        Ok(Some(Key::Raw(raw)))
+      } else {
+        Ok(Some(Key::Passphrase(s)))
+      }
+    }
+    _ => match unsafe { bytes(env, v)? } {
+      Some(b) => Ok(Some(Key::Raw(b))),
+      None => Err("key must be a string or a Buffer".into()),
+    },
+  }
+}
+
+// ---- engine → JavaScript -------------------------------------------------------------------
+
+/// Message kinds of a delivered batch; `lib/session.js` reads the same numbers.
+pub const DONE: u32 = 0;
+pub const RUN: u32 = 1;
+pub const ROW: u32 = 2;
+pub const NO_ROW: u32 = 3;
+pub const ROWS: u32 = 4;
+pub const CHUNK: u32 = 5;
+pub const EACH_END: u32 = 6;
+pub const ERROR: u32 = 7;
+pub const DROPPED: u32 = 8;
+pub const EVENT: u32 = 9;
+pub const PREPARE_ERROR: u32 = 10;
+/// Fields per message in the flat batch array: id, kind, a, b, c.
+pub const STRIDE: u32 = 5;
+
+pub struct Writer {
+  env: sys::napi_env,
+  array: sys::napi_value,
+  next: u32,
+  undefined: sys::napi_value,
+  null: sys::napi_value,
+}
+
+impl Writer {
+  pub unsafe fn new(env: sys::napi_env, messages: usize) -> JsResult<Writer> {
+    let mut array = ptr::null_mut();
+    call!(unsafe { sys::napi_create_array_with_length(env, messages * STRIDE as usize, &mut array) });
+    let mut undefined = ptr::null_mut();
+    let mut null = ptr::null_mut();
+    call!(unsafe { sys::napi_get_undefined(env, &mut undefined) });
+    call!(unsafe { sys::napi_get_null(env, &mut null) });
+    Ok(Writer {
+      env,
+      array,
+      next: 0,
+      undefined,
+      null,
+    })
+  }
+
+  pub fn array(&self) -> sys::napi_value {
+    self.array
+  }
+
+  unsafe fn push(&mut self, v: sys::napi_value) -> JsResult<()> {
+    call!(unsafe { sys::napi_set_element(self.env, self.array, self.next, v) });
+    self.next += 1;
+    Ok(())
+  }
+
+  unsafe fn num(&self, n: f64) -> JsResult<sys::napi_value> {
+    let mut v = ptr::null_mut();
+    call!(unsafe { sys::napi_create_double(self.env, n, &mut v) });
+    Ok(v)
+  }
+
+  unsafe fn str(&self, s: &str) -> JsResult<sys::napi_value> {
+    let mut v = ptr::null_mut();
+    call!(unsafe {
+      sys::napi_create_string_utf8(self.env, s.as_ptr() as *const c_char, s.len() as isize, &mut v)
+    });
+    Ok(v)
+  }
+
+  unsafe fn value(&self, value: &Value) -> JsResult<sys::napi_value> {
+    let mut v = ptr::null_mut();
+    match value {
+      Value::Null => return Ok(self.null),
+      // node-sqlite3 reads every integer as a (possibly lossy) double.
+      Value::Integer(i) => return unsafe { self.num(*i as f64) },
+      Value::Real(f) => return unsafe { self.num(*f) },
+      Value::Text(s) => return unsafe { self.str(s) },
+      Value::Blob(b) => {
+        let mut data = ptr::null_mut();
+        call!(unsafe {
+          sys::napi_create_buffer_copy(self.env, b.len(), b.as_ptr().cast(), &mut data, &mut v)
+        });
+      }
+    }
+    Ok(v)
+  }
+
+  unsafe fn values(&self, values: &[Value]) -> JsResult<sys::napi_value> {
+    let mut array = ptr::null_mut();
+    call!(unsafe { sys::napi_create_array_with_length(self.env, values.len(), &mut array) });
+    for (i, value) in values.iter().enumerate() {
+      call!(unsafe { sys::napi_set_element(self.env, array, i as u32, self.value(value)?) });
+    }
+    Ok(array)
+  }
+
+  unsafe fn message(
+    &mut self,
+    id: u32,
+    kind: u32,
+    a: sys::napi_value,
+    b: sys::napi_value,
+    c: sys::napi_value,
+  ) -> JsResult<()> {
+    unsafe {
+      let id = self.num(id as f64)?;
+      self.push(id)?;
+      let kind = self.num(kind as f64)?;
+      self.push(kind)?;
+      self.push(a)?;
+      self.push(b)?;
+      self.push(c)
+    }
+  }
+
+  /// Rows: a = shape id, b = flat values, c = column names the first time this receiver sees the shape.
+  unsafe fn rows(&mut self, id: u32, kind: u32, rows: &Rows, new_shape: bool) -> JsResult<()> {
+    unsafe {
+      let shape = self.num(rows.shape.id as f64)?;
+      let values = self.values(&rows.values)?;
+      let columns = if new_shape {
+        let mut array = ptr::null_mut();
+        call!(sys::napi_create_array_with_length(
+          self.env,
+          rows.shape.columns.len(),
+          &mut array
+        ));
+        for (i, name) in rows.shape.columns.iter().enumerate() {
+          call!(sys::napi_set_element(self.env, array, i as u32, self.str(name)?));
+        }
+        array
+      } else {
+        self.undefined
+      };
+      self.message(id, kind, shape, values, columns)
+    }
+  }
+
+  unsafe fn error(&mut self, id: u32, kind: u32, error: &Error) -> JsResult<()> {
+    unsafe {
+      let message = self.str(&error.display())?;
+      let errno = self.num(error.errno() as f64)?;
+      let code = self.str(error.code())?;
+      self.message(id, kind, message, errno, code)
+    }
+  }
+
+  /// Writes one message; `known` says whether the receiver already has a shape's names.
+  pub unsafe fn write(&mut self, message: &Outgoing, known: &mut dyn FnMut(u32) -> bool) -> JsResult<()> {
+    let u = self.undefined;
+    unsafe {
+      match message {
+        Outgoing::Reply { id, response } => match response {
+          Response::Done => self.message(*id, DONE, u, u, u),
+          Response::Run { last_id, changes } => {
+            let (l, c) = (self.num(*last_id as f64)?, self.num(*changes as f64)?);
+            self.message(*id, RUN, l, c, u)
+          }
+          Response::Row(Some(rows)) => self.rows(*id, ROW, rows, !known(rows.shape.id)),
+          Response::Row(None) => self.message(*id, NO_ROW, u, u, u),
+          Response::Rows(rows) => self.rows(*id, ROWS, rows, !known(rows.shape.id)),
+          Response::Chunk(rows) => self.rows(*id, CHUNK, rows, !known(rows.shape.id)),
+          Response::EachEnd { error: None } => self.message(*id, EACH_END, self.null, u, u),
+          Response::EachEnd { error: Some(e) } => self.error(*id, EACH_END, e),
+          Response::Error(e) => self.error(*id, ERROR, e),
+          Response::PrepareError(e) => self.error(*id, PREPARE_ERROR, e),
+          Response::Dropped => self.message(*id, DROPPED, u, u, u),
+        },
+        Outgoing::Event(event) => match event {
+          Event::Trace(sql) => {
+            let (name, sql) = (self.str("trace")?, self.str(sql)?);
+            self.message(0, EVENT, name, sql, u)
+          }
+          Event::Profile { sql, nanos } => {
+            let (name, sql, ms) = (
+              self.str("profile")?,
+              self.str(sql)?,
+              self.num(*nanos as f64 / 1e6)?,
+            );
+            self.message(0, EVENT, name, sql, ms)
+          }
+          Event::Change {
+            kind,
+            database,
+            table,
+            rowid,
+          } => {
+            let mut args = ptr::null_mut();
+            call!(sys::napi_create_array_with_length(self.env, 4, &mut args));
+            call!(sys::napi_set_element(self.env, args, 0, self.str(kind.as_str())?));
+            call!(sys::napi_set_element(self.env, args, 1, self.str(database)?));
+            call!(sys::napi_set_element(self.env, args, 2, self.str(table)?));
+            call!(sys::napi_set_element(self.env, args, 3, self.num(*rowid as f64)?));
+            let name = self.str("change")?;
+            self.message(0, EVENT, name, args, u)
+          }
+        },
+      }
+    }
+  }
+}

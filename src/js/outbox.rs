@@ -1,0 +1,175 @@
+//! Delivery from an engine thread to the JavaScript thread.
+//!
+//! The engine appends to a queue; the first message into an empty queue wakes the JavaScript
+//! thread through a threadsafe function, which takes the whole queue and hands it to the
+//! session's dispatcher as one flat array. Many completions that happen together therefore
+//! cost one wake-up and one call into JavaScript.
+
+use std::collections::HashSet;
+use std::ffi::c_void;
+use std::ptr;
+use std::sync::{Arc, Mutex};
+
+use napi::sys;
+
+use super::convert::Writer;
+use crate::engine::Sink;
+use crate::protocol::Outgoing;
+
+/// Column-name sets the dispatcher has cached; past this many it is told to start over.
+const KNOWN_SHAPES_LIMIT: usize = 4096;
+
+pub struct Outbox {
+  state: Mutex<State>,
+  known_shapes: Mutex<HashSet<u32>>,
+}
+
+struct State {
+  queue: Vec<Outgoing>,
+  /// Null once the session is disposed: nothing may be delivered after that.
+  tsfn: sys::napi_threadsafe_function,
+}
+
+unsafe impl Send for State {}
+
+impl Outbox {
+  /// Creates the outbox and its threadsafe function around `dispatch`. The function starts
+  /// unreferenced: an idle Database does not keep Node alive.
+  pub unsafe fn new(env: sys::napi_env, dispatch: sys::napi_value) -> Result<Arc<Outbox>, String> {
+    let outbox = Arc::new(Outbox {
+      state: Mutex::new(State {
+        queue: Vec::new(),
+        tsfn: ptr::null_mut(),
+      }),
+      known_shapes: Mutex::new(HashSet::new()),
+    });
+    let mut name = ptr::null_mut();
+    let label = "sqlite3-cluster";
+    unsafe {
+      sys::napi_create_string_utf8(env, label.as_ptr().cast(), label.len() as isize, &mut name);
+    }
+    let context = Arc::into_raw(outbox.clone()) as *mut c_void;
+    let mut tsfn = ptr::null_mut();
+    let status = unsafe {
+      sys::napi_create_threadsafe_function(
+        env,
+        dispatch,
+        ptr::null_mut(),
+        name,
+        0,
+        1,
+        ptr::null_mut(),
+        Some(finalize),
+        context,
+        Some(call_js),
+        &mut tsfn,
+      )
+    };
+    if status != sys::Status::napi_ok {
+      drop(unsafe { Arc::from_raw(context as *const Outbox) });
+      return Err(format!(
+        "could not create the delivery function (status {status})"
+      ));
+    }
+    unsafe { sys::napi_unref_threadsafe_function(env, tsfn) };
+    outbox.lock().tsfn = tsfn;
+    Ok(outbox)
+  }
+
+  fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    self.state.lock().unwrap_or_else(|e| e.into_inner())
+  }
+
+  /// Keeps the event loop alive (a request is in flight) or lets it exit (idle).
+  pub unsafe fn set_referenced(&self, env: sys::napi_env, on: bool) {
+    let state = self.lock();
+    if state.tsfn.is_null() {
+      return;
+    }
+    unsafe {
+      if on {
+        sys::napi_ref_threadsafe_function(env, state.tsfn);
+      } else {
+        sys::napi_unref_threadsafe_function(env, state.tsfn);
+      }
+    }
+  }
+
+  /// Stops delivery for good and releases the threadsafe function.
+  pub fn dispose(&self) {
+    let mut state = self.lock();
+    if !state.tsfn.is_null() {
+      unsafe {
+        sys::napi_release_threadsafe_function(state.tsfn, sys::ThreadsafeFunctionReleaseMode::release)
+      };
+      state.tsfn = ptr::null_mut();
+    }
+    state.queue.clear();
+  }
+}
+
+impl Sink for Outbox {
+  fn send(&self, message: Outgoing) {
+    let mut state = self.lock();
+    if state.tsfn.is_null() {
+      return;
+    }
+    state.queue.push(message);
+    if state.queue.len() == 1 {
+      unsafe {
+        sys::napi_call_threadsafe_function(
+          state.tsfn,
+          ptr::null_mut(),
+          sys::ThreadsafeFunctionCallMode::nonblocking,
+        )
+      };
+    }
+  }
+}
+
+unsafe extern "C" fn finalize(_env: sys::napi_env, _data: *mut c_void, context: *mut c_void) {
+  drop(unsafe { Arc::from_raw(context as *const Outbox) });
+}
+
+unsafe extern "C" fn call_js(
+  env: sys::napi_env,
+  dispatch: sys::napi_value,
+  context: *mut c_void,
+  _data: *mut c_void,
+) {
+  if env.is_null() || context.is_null() {
+    return; // the environment is shutting down
+  }
+  let outbox = unsafe { &*(context as *const Outbox) };
+  let batch = std::mem::take(&mut outbox.lock().queue);
+  if batch.is_empty() {
+    return;
+  }
+  let mut known = outbox.known_shapes.lock().unwrap_or_else(|e| e.into_inner());
+  let reset_shapes = known.len() > KNOWN_SHAPES_LIMIT;
+  if reset_shapes {
+    known.clear();
+  }
+  let array = unsafe {
+    let Ok(mut writer) = Writer::new(env, batch.len()) else {
+      return;
+    };
+    for message in &batch {
+      if writer.write(message, &mut |id| !known.insert(id)).is_err() {
+        return;
+      }
+    }
+    writer.array()
+  };
+  drop(known);
+  let mut global = ptr::null_mut();
+  let mut reset = ptr::null_mut();
+  unsafe {
+    sys::napi_get_global(env, &mut global);
+    sys::napi_get_boolean(env, reset_shapes, &mut reset);
+    let args = [array, reset];
+    // An exception thrown by the dispatcher is left pending: Node reports it as uncaught,
+    // as it does for node-sqlite3's callbacks.
+    sys::napi_call_function(env, global, dispatch, 2, args.as_ptr(), ptr::null_mut());
+  }
+}

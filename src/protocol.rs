@@ -1,0 +1,208 @@
+//! The requests a session sends to its engine and the responses and events it gets back.
+//!
+//! These types are the whole vocabulary between a Database and the connection that serves it,
+//! whether the Database lives in the same process (standalone, master) or reaches it over the
+//! cluster socket. They are plain data (serde), so the same values can cross a socket as
+//! bincode frames.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::value::{Params, Value};
+
+/// What a statement execution should return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mode {
+  /// Step once; report `lastID` and `changes`.
+  Run,
+  /// Step once; return the row, if any.
+  Get,
+  /// Return every row.
+  All,
+  /// Stream every row in chunks, with flow control.
+  Each,
+}
+
+/// A SQLCipher key, checked when it is applied: a wrong key is `SQLITE_NOTADB`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Key {
+  /// Raw key bytes (32, or 48 with an explicit salt), used as SQLCipher's `x'…'` key.
+  Raw(Vec<u8>),
+  /// A passphrase, run through SQLCipher's key derivation.
+  Passphrase(String),
+}
+
+impl std::fmt::Debug for Key {
+  // Keys are never printed, not even in debug output.
+  fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    f.write_str("Key(…)")
+  }
+}
+
+/// How a session opens (or joins) the connection of its database file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenOptions {
+  pub filename: String,
+  /// node-sqlite3's open flags (`OPEN_READWRITE | OPEN_CREATE`, …).
+  pub flags: i32,
+  pub key: Option<Key>,
+  /// `bits` without `key`: the session refuses statements until it receives a `Key`.
+  pub deferred_key: bool,
+  /// Keep SQLCipher's own log on stderr.
+  pub verbose: bool,
+  pub busy_timeout_ms: i32,
+}
+
+/// `db.configure(...)` and the hooks behind `on('trace' | 'profile' | 'change')`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Setting {
+  BusyTimeout(i32),
+  Limit { id: i32, value: i32 },
+  Trace(bool),
+  Profile(bool),
+  Change(bool),
+}
+
+/// One request of a session. Requests of a session run in the order they are sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+  /// First request of every session.
+  Open(OpenOptions),
+  /// A one-shot statement (`db.run/get/all/each/map`): prepared through the statement cache,
+  /// executed, reset.
+  Query {
+    sql: String,
+    params: Params,
+    mode: Mode,
+  },
+  /// `db.prepare()`: the session keeps statement `stmt` until `Finalize`.
+  Prepare {
+    stmt: u32,
+    sql: String,
+  },
+  Bind {
+    stmt: u32,
+    params: Params,
+  },
+  Execute {
+    stmt: u32,
+    params: Params,
+    mode: Mode,
+  },
+  Reset {
+    stmt: u32,
+  },
+  Finalize {
+    stmt: u32,
+  },
+  /// `db.exec()`: every statement of a script, results discarded.
+  Exec {
+    sql: String,
+  },
+  Configure(Setting),
+  /// `db.init({ key })`: the deferred key.
+  Key(Key),
+  LoadExtension {
+    path: String,
+  },
+  /// `db.wait()`: answered once everything sent before it is done.
+  Wait,
+  /// `db.close()`: fails with `SQLITE_BUSY` while the session holds unfinalized statements.
+  Close,
+}
+
+/// The column names of a result, shared by every row of it. `id` names the shape so that a
+/// receiver can cache what it builds from the names (row constructors) and a sender can skip
+/// names the receiver already has.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Shape {
+  pub id: u32,
+  pub columns: Vec<String>,
+}
+
+/// Rows of one shape, row-major: `values.len()` is a multiple of `shape.columns.len()`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rows {
+  pub shape: Arc<Shape>,
+  pub values: Vec<Value>,
+}
+
+impl Rows {
+  pub fn len(&self) -> usize {
+    match self.shape.columns.len() {
+      0 => 0,
+      n => self.values.len() / n,
+    }
+  }
+
+  pub fn is_empty(&self) -> bool {
+    self.len() == 0
+  }
+}
+
+/// The answer to one request. `Each` answers with any number of `Chunk`s, then `EachEnd`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+  Done,
+  Run {
+    last_id: i64,
+    changes: i64,
+  },
+  Row(Option<Rows>),
+  Rows(Rows),
+  /// Part of an `Each` result. The receiver acknowledges each chunk (flow control).
+  Chunk(Rows),
+  /// End of an `Each` result; `error` is a runtime error met while stepping.
+  EachEnd {
+    error: Option<Error>,
+  },
+  Error(Error),
+  /// The SQL of a one-shot `Query` did not compile. node-sqlite3 reports this to a different
+  /// callback than a runtime error (`each`'s completion callback, without a receiver).
+  PrepareError(Error),
+  /// The request was addressed to a statement whose prepare failed: node-sqlite3 drops such
+  /// calls without calling back, and so does the Database; the receiver only forgets the request.
+  Dropped,
+}
+
+/// Something that happened on the connection while this session's statement ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+  /// A statement started; bound parameters expanded.
+  Trace(String),
+  /// A statement finished, with its duration in nanoseconds.
+  Profile { sql: String, nanos: u64 },
+  /// A row changed (`sqlite3_update_hook`).
+  Change {
+    kind: ChangeKind,
+    database: String,
+    table: String,
+    rowid: i64,
+  },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChangeKind {
+  Insert,
+  Update,
+  Delete,
+}
+
+impl ChangeKind {
+  pub fn as_str(self) -> &'static str {
+    match self {
+      ChangeKind::Insert => "insert",
+      ChangeKind::Update => "update",
+      ChangeKind::Delete => "delete",
+    }
+  }
+}
+
+/// What an engine sends to a session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Outgoing {
+  Reply { id: u32, response: Response },
+  Event(Event),
+}

@@ -8,7 +8,7 @@
 
 const EventEmitter = require('events')
 const { Session, K, MODE } = require('./session')
-const { Statement, statementHandler, splitCallback, splitEachCallbacks, mapRows, scope, errorOf } =
+const { Statement, statementHandler, splitCallback, splitEachCallbacks, mapRows, scope, NO_SCOPE, errorOf } =
   require('./statement')
 const { parseParams } = require('./values')
 const { misuse } = require('./errors')
@@ -127,7 +127,8 @@ class Database {
     const params = parseParams(args, end)
     const session = this._session
     const stmt = new QueryResult(sql)
-    const handler = statementHandler(stmt, session, scope(`sqlite3.Statement.${method}`), callback, complete,
+    const resource = callback || complete ? scope(`sqlite3.Statement.${method}`) : NO_SCOPE
+    const handler = statementHandler(stmt, session, resource, callback, complete,
       (err, cb) => {
         if (cb) cb.call(stmt, err)
         else throw err // node-sqlite3 emits it on the temporary Statement, where nobody listens

@@ -46,6 +46,9 @@ function scope(type) {
   return new AsyncResource(type, { requireManualDestroy: true })
 }
 
+/** Stands in for an AsyncResource when a request has no callback to run in it. */
+const NO_SCOPE = { runInAsyncScope: (fn, receiver, ...args) => fn.apply(receiver, args), emitDestroy() {} }
+
 function statementHandler(stmt, session, resource, callback, complete, onError) {
   let count = 0
   return (kind, a, b, c) => {
@@ -236,4 +239,4 @@ function mapRows(callback, err, rows) {
 // node-sqlite3 copies EventEmitter's methods onto its classes instead of inheriting.
 for (const name in EventEmitter.prototype) Statement.prototype[name] = EventEmitter.prototype[name]
 
-module.exports = { Statement, statementHandler, splitCallback, splitEachCallbacks, mapRows, scope, errorOf }
+module.exports = { Statement, statementHandler, splitCallback, splitEachCallbacks, mapRows, scope, NO_SCOPE, errorOf }

@@ -23,6 +23,7 @@ pub struct Connection {
   db: *mut ffi::sqlite3,
   /// Where the trace, profile and update hooks put their events, at a stable address for the
   /// hooks' context pointer; the engine drains it after each step of work.
+  #[allow(clippy::box_collection)] // the hooks hold a pointer to the Vec itself, which must not move
   hook_events: Box<Vec<Event>>,
 }
 
@@ -347,7 +348,7 @@ impl Statement {
   }
 
   /// Steps once; `Ok(true)` when a row is ready.
-  pub fn next(&mut self) -> Result<bool, Error> {
+  pub fn advance(&mut self) -> Result<bool, Error> {
     match self.step() {
       ffi::SQLITE_ROW => Ok(true),
       ffi::SQLITE_DONE => Ok(false),

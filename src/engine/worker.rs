@@ -538,14 +538,14 @@ impl Worker {
 
   fn step_with(conn: &Connection, stmt: &mut Statement, mode: Mode) -> Response {
     match mode {
-      Mode::Run => match stmt.next() {
+      Mode::Run => match stmt.advance() {
         Ok(_) => Response::Run {
           last_id: conn.last_insert_rowid(),
           changes: conn.changes(),
         },
         Err(e) => Response::Error(e),
       },
-      Mode::Get => match stmt.next() {
+      Mode::Get => match stmt.advance() {
         Ok(true) => {
           let shape = stmt.shape();
           let mut values = Vec::with_capacity(shape.columns.len());
@@ -560,7 +560,7 @@ impl Worker {
         let width = shape.columns.len();
         let mut values = Vec::new();
         loop {
-          match stmt.next() {
+          match stmt.advance() {
             Ok(true) => stmt.read_row(width, &mut values),
             Ok(false) => break,
             Err(e) => return Response::Error(e),
@@ -582,7 +582,7 @@ impl Worker {
     let mut rows = 0;
     let mut end: Option<Option<Error>> = None;
     while rows < CHUNK_ROWS {
-      match stream.stmt.next() {
+      match stream.stmt.advance() {
         Ok(true) => {
           stream.stmt.read_row(width, &mut values);
           rows += 1;
@@ -624,7 +624,7 @@ impl Worker {
     while let Some((stmt, tail)) = conn.prepare_one(rest)? {
       if let Some(mut stmt) = stmt {
         Self::check_writable(session.readonly, &stmt)?;
-        while stmt.next()? {}
+        while stmt.advance()? {}
       }
       rest = tail;
     }

@@ -1,0 +1,333 @@
+'use strict'
+// The workloads. Each is { name, unit, target, run(impl, ctx) } where run() opens what it needs,
+// warms up, measures (see measure.repeat), closes everything, and resolves to
+//   { value, samples, extra?: [{ name, unit, target, value, samples }] }
+// `extra` adds more rows to the table (e.g. peak RSS next to each()'s rows/s).
+// `target` is the DESIGN §9 target for sqlite3-cluster: { text, ok(value) } or null.
+// Optional `impls: [keys]` restricts a workload to some implementations (e.g. a future
+// cluster-only fan-in workload); the others show "—".
+//
+// ctx: { dir, readDb, ids, createWriteDb(label), forkEachChild(impl, file) }
+
+const { repeat, now, median, settle, TIMING } = require('./measure')
+const { ITEMS, BIG } = require('./data')
+
+const POINT_SQL = 'SELECT id, name, value FROM items WHERE id = ?'
+const INSERT_SQL = 'INSERT INTO ins (name, value) VALUES (?, ?)'
+const ALL_SQL = 'SELECT id, name, value FROM items WHERE id > ? ORDER BY id LIMIT 1000'
+const EACH_SQL = 'SELECT id, name, value FROM big'
+const BATCH = 1000
+const IN_FLIGHT = 64
+
+async function withDb(impl, file, fn) {
+  const db = await impl.open(file)
+  try {
+    return await fn(db)
+  } finally {
+    await impl.close(db)
+  }
+}
+
+function getP(db, sql, param) {
+  return new Promise((resolve, reject) => db.get(sql, param, (err, row) => (err ? reject(err) : resolve(row))))
+}
+function runP(db, sql, params) {
+  return new Promise((resolve, reject) => db.run(sql, params, (err) => (err ? reject(err) : resolve())))
+}
+function allP(db, sql, param) {
+  return new Promise((resolve, reject) => db.all(sql, param, (err, rows) => (err ? reject(err) : resolve(rows))))
+}
+
+function checkRow(row, id) {
+  if (!row || row.id !== id) throw new Error(`wrong row for id ${id}: ${JSON.stringify(row)}`)
+}
+
+/** Count of rows in `ins`, to check that every insert landed. */
+async function countIns(impl, db) {
+  if (impl.kind === 'sync') return db.prepare('SELECT count(*) AS n FROM ins').get().n
+  return (await getP(db, 'SELECT count(*) AS n FROM ins', [])).n
+}
+
+const gte = (n) => (v) => v >= n
+const lte = (n) => (v) => v <= n
+
+const workloads = [
+  {
+    name: 'point read by PK, serial',
+    unit: 'ops/s',
+    target: null,
+    run: (impl, ctx) => withDb(impl, ctx.readDb, async (db) => {
+      const ids = ctx.ids
+      const mask = ids.length - 1
+      let i = 0
+      if (impl.kind === 'sync') {
+        const stmt = db.prepare(POINT_SQL)
+        return repeat((ms) => {
+          const t0 = now()
+          const deadline = t0 + ms
+          let n = 0
+          do {
+            for (let k = 0; k < 64; k++, n++) {
+              const id = ids[i++ & mask]
+              checkRow(stmt.get(id), id)
+            }
+          } while (now() < deadline)
+          return (n * 1000) / (now() - t0)
+        })
+      }
+      return repeat(async (ms) => {
+        await settle()
+        const t0 = now()
+        const deadline = t0 + ms
+        let n = 0
+        do {
+          const id = ids[i++ & mask]
+          checkRow(await getP(db, POINT_SQL, id), id)
+          n++
+        } while (now() < deadline)
+        return (n * 1000) / (now() - t0)
+      })
+    }),
+  },
+
+  {
+    name: `point read by PK, ${IN_FLIGHT} in flight`,
+    unit: 'ops/s',
+    target: { text: '≥ 100k/s', ok: gte(100e3) },
+    run: (impl, ctx) => withDb(impl, ctx.readDb, async (db) => {
+      const ids = ctx.ids
+      const mask = ids.length - 1
+      let i = 0
+      if (impl.kind === 'sync') {
+        // Synchronous: nothing can be in flight; same loop as serial.
+        const stmt = db.prepare(POINT_SQL)
+        return repeat((ms) => {
+          const t0 = now()
+          const deadline = t0 + ms
+          let n = 0
+          do {
+            for (let k = 0; k < 64; k++, n++) {
+              const id = ids[i++ & mask]
+              checkRow(stmt.get(id), id)
+            }
+          } while (now() < deadline)
+          return (n * 1000) / (now() - t0)
+        })
+      }
+      return repeat(async (ms) => {
+        await settle()
+        return new Promise((resolve, reject) => {
+          const t0 = now()
+          const deadline = t0 + ms
+          let done = 0
+          let outstanding = 0
+          let stop = false
+          let failure = null
+          const issue = () => {
+            const id = ids[i++ & mask]
+            outstanding++
+            db.get(POINT_SQL, id, (err, row) => {
+              outstanding--
+              done++
+              if (err) failure = failure || err
+              else if (!row || row.id !== id) failure = failure || new Error(`wrong row for id ${id}: ${JSON.stringify(row)}`)
+              if (!stop && (failure || now() >= deadline)) stop = true
+              if (!stop) issue()
+              else if (outstanding === 0) {
+                if (failure) reject(failure)
+                else resolve((done * 1000) / (now() - t0))
+              }
+            })
+          }
+          for (let k = 0; k < IN_FLIGHT; k++) issue()
+        })
+      })
+    }),
+  },
+
+  {
+    name: 'single-row insert, serial',
+    unit: 'ops/s',
+    target: null,
+    run: (impl, ctx) => withDb(impl, ctx.createWriteDb(impl.key), async (db) => {
+      let total = 0
+      let result
+      if (impl.kind === 'sync') {
+        const stmt = db.prepare(INSERT_SQL)
+        result = await repeat((ms) => {
+          const t0 = now()
+          const deadline = t0 + ms
+          let n = 0
+          do {
+            for (let k = 0; k < 16; k++, n++) stmt.run(`row-${n}`, n * 0.5)
+          } while (now() < deadline)
+          total += n
+          return (n * 1000) / (now() - t0)
+        })
+      } else {
+        result = await repeat(async (ms) => {
+          await settle()
+          const t0 = now()
+          const deadline = t0 + ms
+          let n = 0
+          do {
+            await runP(db, INSERT_SQL, [`row-${n}`, n * 0.5])
+            n++
+          } while (now() < deadline)
+          total += n
+          return (n * 1000) / (now() - t0)
+        })
+      }
+      const count = await countIns(impl, db)
+      if (count !== total) throw new Error(`inserted ${total} rows but the table has ${count}`)
+      return result
+    }),
+  },
+
+  {
+    name: `${BATCH} inserts in one transaction`,
+    unit: 'rows/s',
+    target: { text: '≥ 200k rows/s', ok: gte(200e3) },
+    run: (impl, ctx) => withDb(impl, ctx.createWriteDb(impl.key), async (db) => {
+      let total = 0
+      let result
+      if (impl.kind === 'sync') {
+        const stmt = db.prepare(INSERT_SQL)
+        const batch = db.transaction(() => {
+          for (let k = 0; k < BATCH; k++) stmt.run(`row-${k}`, k * 0.5)
+        })
+        result = await repeat((ms) => {
+          const t0 = now()
+          const deadline = t0 + ms
+          let rows = 0
+          do {
+            batch()
+            rows += BATCH
+          } while (now() < deadline)
+          total += rows
+          return (rows * 1000) / (now() - t0)
+        })
+      } else {
+        // BEGIN; 1000 × run(INSERT) without waiting; COMMIT — all issued in one tick.
+        // node-sqlite3 needs serialize() for this to be a transaction at all (its default
+        // parallel mode may reorder the statements); sqlite3-cluster is always serialized.
+        const batch = () => new Promise((resolve, reject) => {
+          let failure = null
+          const onInsert = (err) => { if (err) failure = failure || err }
+          db.serialize(() => {
+            db.run('BEGIN', onInsert)
+            for (let k = 0; k < BATCH; k++) db.run(INSERT_SQL, [`row-${k}`, k * 0.5], onInsert)
+            db.run('COMMIT', (err) => {
+              if (err || failure) reject(err || failure)
+              else resolve()
+            })
+          })
+        })
+        const measureBatches = (fn) => repeat(async (ms) => {
+          await settle()
+          const t0 = now()
+          const deadline = t0 + ms
+          let rows = 0
+          do {
+            await fn()
+            rows += BATCH
+          } while (now() < deadline)
+          total += rows
+          return (rows * 1000) / (now() - t0)
+        })
+        result = await measureBatches(batch)
+        if (impl.key === 'sqlite3') {
+          // For reference only: the same calls in node-sqlite3's default parallel mode. Faster,
+          // but statements may run out of order, so some inserts escape the transaction
+          // (a ROLLBACK in their place leaves rows behind).
+          const parallelBatch = () => new Promise((resolve, reject) => {
+            let failure = null
+            const onInsert = (err) => { if (err) failure = failure || err }
+            db.run('BEGIN', onInsert)
+            for (let k = 0; k < BATCH; k++) db.run(INSERT_SQL, [`row-${k}`, k * 0.5], onInsert)
+            db.run('COMMIT', (err) => {
+              if (err || failure) reject(err || failure)
+              else resolve()
+            })
+          })
+          const parallel = await measureBatches(parallelBatch)
+          result.extra = [{ name: '  (node-sqlite3 without serialize(): not atomic)', unit: 'rows/s', target: null, ...parallel }]
+        }
+      }
+      const count = await countIns(impl, db)
+      if (count !== total) throw new Error(`inserted ${total} rows but the table has ${count}`)
+      return result
+    }),
+  },
+
+  {
+    name: 'all() of 1000 rows',
+    unit: 'ops/s',
+    target: null,
+    run: (impl, ctx) => withDb(impl, ctx.readDb, async (db) => {
+      const ids = ctx.ids
+      const mask = ids.length - 1
+      let i = 0
+      const from = () => ids[i++ & mask] % (ITEMS - 1000)
+      const check = (rows, start) => {
+        if (rows.length !== 1000 || rows[0].id !== start + 1 || rows[999].id !== start + 1000) {
+          throw new Error(`all() returned ${rows.length} rows starting at ${rows[0]?.id}, expected 1000 from ${start + 1}`)
+        }
+      }
+      if (impl.kind === 'sync') {
+        const stmt = db.prepare(ALL_SQL)
+        return repeat((ms) => {
+          const t0 = now()
+          const deadline = t0 + ms
+          let n = 0
+          do {
+            const start = from()
+            check(stmt.all(start), start)
+            n++
+          } while (now() < deadline)
+          return (n * 1000) / (now() - t0)
+        })
+      }
+      return repeat(async (ms) => {
+        await settle()
+        const t0 = now()
+        const deadline = t0 + ms
+        let n = 0
+        do {
+          const start = from()
+          check(await allP(db, ALL_SQL, start), start)
+          n++
+        } while (now() < deadline)
+        return (n * 1000) / (now() - t0)
+      })
+    }),
+  },
+
+  {
+    // Each repetition is a fresh child process (bench/each-child.js): a warm-up pass, then a
+    // measured pass, then it reports rows/s and its peak RSS (process.resourceUsage().maxRSS).
+    name: `each() over ${BIG / 1000}k rows`,
+    unit: 'rows/s',
+    target: { text: '≥ 800k rows/s', ok: gte(800e3) },
+    async run(impl, ctx) {
+      const runs = []
+      for (let r = 0; r < TIMING.reps; r++) runs.push(await ctx.forkEachChild(impl, ctx.readDb))
+      for (const x of runs) {
+        if (x.rows !== BIG) throw new Error(`each() delivered ${x.rows} rows, expected ${BIG}`)
+      }
+      const rates = runs.map((x) => x.rowsPerSec)
+      const rss = runs.map((x) => x.maxRssKiB / 1024)
+      const base = runs.map((x) => x.baseRssKiB / 1024)
+      return {
+        value: median(rates),
+        samples: rates,
+        extra: [
+          { name: `each() over ${BIG / 1000}k rows, peak RSS`, unit: 'MiB', target: { text: '≤ 80 MiB', ok: lte(80) }, value: median(rss), samples: rss, lowerIsBetter: true },
+          { name: '  (RSS after open, before each())', unit: 'MiB', target: null, value: median(base), samples: base, lowerIsBetter: true },
+        ],
+      }
+    },
+  },
+]
+
+module.exports = { workloads, EACH_SQL, BIG }

@@ -327,27 +327,37 @@ describe('close: db.close([callback])', () => {
     expect(r.ours).toEqual(r.sqlite3)
   })
 
-  test('after close, calls without a callback and without an error listener throw synchronously', async () => {
-    const r = await both(async (mod, obs, done) => {
-      const db = await openDb(mod)
-      await new Promise((resolve) => db.close(resolve))
-      obs.push(['close', thrown(() => db.close())])
-      obs.push(['exec', thrown(() => db.exec('SELECT 1'))])
-      obs.push(['wait', thrown(() => db.wait())])
-      obs.push(['configure', thrown(() => db.configure('busyTimeout', 10))])
-      // with an 'error' listener the error is emitted instead, still synchronously
-      const seen = []
-      db.on('error', (e) => seen.push(e.message))
-      obs.push(['exec+listener', thrown(() => db.exec('SELECT 1')), seen.slice()])
-      done()
-    })
-    const misuse = { name: 'Error', message: 'SQLITE_MISUSE: Database is closed', errno: 21, code: 'SQLITE_MISUSE' }
-    expect(r.sqlite3).toEqual([
+  test('after close, calls without a callback and without an error listener throw synchronously (child process)', async () => {
+    // Run in a plain Node process: inside jest's sandbox, EventEmitter (host realm) does not
+    // recognise errors created in the sandbox realm as Errors and wraps them.
+    const results = {}
+    for (const [name, impl] of [['sqlite3', REAL_PATH], ['ours', ROOT]]) {
+      const res = await runChild(`
+        const s = require(${JSON.stringify(impl)});
+        const thrown = (fn) => { try { fn() } catch (e) { return [e.constructor.name, e.message, e.errno, e.code] } return 'no throw' };
+        const db = new s.Database(':memory:');
+        db.close(() => {
+          const out = [];
+          out.push(['close', thrown(() => db.close())]);
+          out.push(['exec', thrown(() => db.exec('SELECT 1'))]);
+          out.push(['wait', thrown(() => db.wait())]);
+          out.push(['configure', thrown(() => db.configure('busyTimeout', 10))]);
+          out.push(['run', thrown(() => db.run('SELECT 1'))]);
+          const seen = [];
+          db.on('error', (e) => seen.push(e.message));
+          out.push(['exec+listener', thrown(() => db.exec('SELECT 1')), seen.slice()]);
+          console.log(JSON.stringify(out));
+        });
+      `)
+      results[name] = { code: res.code, out: res.stdout.trim() && JSON.parse(res.stdout.trim()), err: res.stderr.split('\n')[0] }
+    }
+    const misuse = ['Error', 'SQLITE_MISUSE: Database is closed', 21, 'SQLITE_MISUSE']
+    expect(results.sqlite3.out.filter(([m]) => m !== 'run')).toEqual([
       ['close', misuse], ['exec', misuse], ['wait', misuse], ['configure', misuse],
       ['exec+listener', 'no throw', ['SQLITE_MISUSE: Database is closed']],
     ])
-    expect(r.ours).toEqual(r.sqlite3)
-  })
+    expect(results.ours).toEqual(results.sqlite3)
+  }, 40000)
 
   test('close with an unfinalized prepared statement fails with SQLITE_BUSY, the db stays usable, and closes after finalize', async () => {
     const r = await both(async (mod, obs, done) => {
@@ -526,9 +536,10 @@ describe('events: trace, profile, change', () => {
   test("'trace' receives the SQL with bound parameters expanded", async () => {
     const r = await both(async (mod, obs, done) => {
       const db = await openDb(mod)
+      // hook first: node-sqlite3 never runs a configure() queued in serialize mode behind pending work
+      db.on('trace', (sql) => obs.push(['trace', sql]))
       db.serialize()
       db.run('CREATE TABLE t (a, b)')
-      db.on('trace', (sql) => obs.push(['trace', sql]))
       db.run('INSERT INTO t VALUES (?, ?)', ["str'q", 3.5])
       db.get('SELECT a FROM t WHERE b = $b', { $b: 3.5 }, (err, row) => obs.push(['row', row]))
       db.close(() => {
@@ -537,6 +548,7 @@ describe('events: trace, profile, change', () => {
       })
     })
     expect(r.sqlite3).toEqual([
+      ['trace', 'CREATE TABLE t (a, b)'],
       ['trace', "INSERT INTO t VALUES ('str''q', 3.5)"],
       ['trace', 'SELECT a FROM t WHERE b = 3.5'],
       ['row', { a: "str'q" }],
@@ -557,12 +569,23 @@ describe('events: trace, profile, change', () => {
     expect(r.ours).toEqual(r.sqlite3)
   })
 
+  test("'profile' reports each statement of an exec script with its text as written", async () => {
+    const r = await both(async (mod, obs, done) => {
+      const db = await openDb(mod)
+      db.on('profile', (sql, ms) => obs.push([sql, typeof ms]))
+      db.exec('CREATE TABLE foo (id int); SELECT * FROM foo;')
+      db.close(() => done())
+    })
+    expect(r.sqlite3).toEqual([['CREATE TABLE foo (id int);', 'number'], ['SELECT * FROM foo;', 'number']])
+    expect(r.ours).toEqual(r.sqlite3)
+  })
+
   test("'change' receives ('insert'|'update'|'delete', 'main', table, rowid)", async () => {
     const r = await both(async (mod, obs, done) => {
       const db = await openDb(mod)
+      db.on('change', (...args) => obs.push(args))
       db.serialize()
       db.run('CREATE TABLE items (id INTEGER PRIMARY KEY, v)')
-      db.on('change', (...args) => obs.push(args))
       db.run('INSERT INTO items (id, v) VALUES (5, 1)')
       db.run('INSERT INTO items (v) VALUES (2)')
       db.run('UPDATE items SET v = 10 WHERE id = 5')
@@ -842,35 +865,44 @@ describe('errors without callbacks', () => {
 })
 
 describe('async context', () => {
-  test('an AsyncLocalStorage store set around db.get(...) is visible in its callback', async () => {
+  test('an AsyncLocalStorage store set around db.get(...) / db.run(...) is visible in its callback', async () => {
     const r = await both(async (mod, obs, done) => {
       const db = await openDb(mod)
       const als = new AsyncLocalStorage()
+      let left = 2
+      const finish = () => { if (--left === 0) done() }
       als.run({ id: 'outer-get' }, () => {
         db.get('SELECT 1 AS x', (err, row) => {
           obs.push(['get', als.getStore(), row])
+          finish()
         })
       })
       als.run({ id: 'outer-run' }, () => {
-        db.run('SELECT 1', () => obs.push(['run', als.getStore()]))
-      })
-      als.run({ id: 'outer-exec' }, () => {
-        db.exec('SELECT 1', () => obs.push(['exec', als.getStore()]))
-      })
-      als.run({ id: 'outer-wait' }, () => {
-        db.wait(() => {
-          obs.push(['wait', als.getStore()])
-          done()
+        db.run('SELECT 1', () => {
+          obs.push(['run', als.getStore()])
+          finish()
         })
       })
     })
-    expect(r.sqlite3).toEqual([
-      ['get', { id: 'outer-get' }, { x: 1 }],
-      ['run', { id: 'outer-run' }],
-      ['exec', { id: 'outer-exec' }],
-      ['wait', { id: 'outer-wait' }],
-    ])
-    expect(r.ours).toEqual(r.sqlite3)
+    const sorted = (o) => o.slice().sort((a, b) => String(a[0]).localeCompare(String(b[0])))
+    expect(sorted(r.sqlite3)).toEqual([['get', { id: 'outer-get' }, { x: 1 }], ['run', { id: 'outer-run' }]])
+    expect(sorted(r.ours)).toEqual(sorted(r.sqlite3))
+  })
+
+  test('this package: exec/wait/close callbacks also run in the async context of their call (DESIGN §2.3)', async () => {
+    // node-sqlite3 itself does not propagate the context to Database-level work (exec, wait).
+    const obs = await observe(ours, async (mod, obs, done) => {
+      const db = await openDb(mod)
+      const als = new AsyncLocalStorage()
+      als.run({ id: 'get' }, () => db.get('SELECT 1', () => obs.push(['get', als.getStore()])))
+      als.run({ id: 'exec' }, () => db.exec('SELECT 1', () => obs.push(['exec', als.getStore()])))
+      als.run({ id: 'wait' }, () => db.wait(() => obs.push(['wait', als.getStore()])))
+      als.run({ id: 'close' }, () => db.close(() => {
+        obs.push(['close', als.getStore()])
+        done()
+      }))
+    })
+    expect(obs).toEqual([['get', { id: 'get' }], ['exec', { id: 'exec' }], ['wait', { id: 'wait' }], ['close', { id: 'close' }]])
   })
 })
 

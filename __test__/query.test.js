@@ -10,10 +10,20 @@
 const fs = require('fs')
 const os = require('os')
 const path = require('path')
+const vm = require('vm')
+const { isNativeError } = require('util').types
 const sqlite3 = require('sqlite3')
 const mine = require('..')
 
 const IMPLS = ['sqlite3', 'sqlite3-cluster']
+
+// jest runs test code in its own realm, and node-sqlite3 recognizes Date and RegExp with
+// `instanceof` against the main realm's constructors; values made here with the sandbox's
+// `new Date()` would look like plain objects to it. Real applications use the main realm, so
+// Dates and RegExps are made there.
+const REALM = vm.runInThisContext('({ Date, RegExp })')
+const mkDate = (ms) => new REALM.Date(ms)
+const mkRegExp = (src, flags) => new REALM.RegExp(src, flags)
 const TIMEOUT = 'TIMEOUT (callback never called)'
 
 let tmpCounter = 0
@@ -68,7 +78,8 @@ function norm(v) {
   if (typeof v === 'bigint') return { $bigint: String(v) }
   if (typeof v === 'function') return { $function: true }
   if (typeof v !== 'object' || v === null) return v
-  if (v instanceof Error) return normErr(v)
+  // (jest runs tests in a separate realm: errors made by native code are not `instanceof Error` here)
+  if (isNativeError(v) || v instanceof Error) return normErr(v)
   if (Buffer.isBuffer(v)) return { $buffer: v.toString('hex') }
   if (ArrayBuffer.isView(v)) return { $view: v.constructor.name, hex: Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex') }
   if (Array.isArray(v)) return v.map(norm)
@@ -742,9 +753,9 @@ describe('parameter binding (§6)', () => {
 
   test('Date, Buffer, RegExp or a primitive as first argument mean varargs', async () => {
     const r = await diff(async (ctx) => [
-      await get(ctx, 'SELECT ? AS a, ? AS b', new Date(1700000000000), 'second'),
+      await get(ctx, 'SELECT ? AS a, ? AS b', mkDate(1700000000000), 'second'),
       await get(ctx, 'SELECT hex(?) AS a, ? AS b', Buffer.from('hi'), 'second'),
-      await get(ctx, 'SELECT ? AS a, ? AS b', /re/g, 'second'),
+      await get(ctx, 'SELECT ? AS a, ? AS b', mkRegExp('re', 'g'), 'second'),
       await get(ctx, 'SELECT ? AS a, ? AS b', null, 'second'),
     ])
     expect(r.map((c) => c.args[1]['.b'])).toEqual(['second', 'second', 'second', 'second'])
@@ -845,7 +856,7 @@ describe('value mapping (§8)', () => {
   test('Date binds as REAL milliseconds ("1700000000000.0" in TEXT); Invalid Date as NULL', async () => {
     const r = await diff(async (ctx) => {
       await table(ctx)
-      return [await stored(ctx, new Date(1700000000000)), await stored(ctx, new Date(NaN)), await stored(ctx, new Date(1700000000123))]
+      return [await stored(ctx, mkDate(1700000000000)), await stored(ctx, mkDate(NaN)), await stored(ctx, mkDate(1700000000123))]
     })
     expect(r[0].row['.t']).toBe('1700000000000.0')
   })
@@ -853,7 +864,7 @@ describe('value mapping (§8)', () => {
   test('RegExp binds as its source text', async () => {
     const r = await diff(async (ctx) => {
       await table(ctx)
-      return stored(ctx, /ab+c/gi)
+      return stored(ctx, mkRegExp('ab+c', 'gi'))
     })
     expect(r.row['.u']).toBe('/ab+c/gi')
   })
@@ -999,20 +1010,24 @@ describe('Statement API (§7)', () => {
     const r = await diff(async (ctx) => {
       await seed(ctx, [1, 2, 3, 4])
       const stmt = prepare(ctx, 'SELECT count(*) AS n FROM t WHERE x > ?')
-      const cbs = [ctx.rec(), ctx.rec(), ctx.rec(), ctx.rec(), ctx.rec(), ctx.rec()]
+      const cbs = [ctx.rec(), ctx.rec(), ctx.rec(), ctx.rec(), ctx.rec(), ctx.rec(), ctx.rec(), ctx.rec()]
       stmt.bind(2, cbs[0])
       stmt.all(cbs[1])
-      stmt.all(cbs[2])
-      stmt.run(cbs[3])
-      stmt.bind(cbs[4]) // no params after DONE
-      stmt.get(0, cbs[5]) // params: rebinds
+      stmt.all(cbs[2]) // still bound to 2
+      stmt.bind(cbs[3]) // no params, last status DONE -> spurious SQLITE_DONE
+      stmt.run(cbs[4]) // steps once: last status ROW
+      stmt.bind(cbs[5]) // no params, last status ROW -> spurious SQLITE_ROW
+      stmt.get(0, cbs[6]) // params: resets and rebinds
+      stmt.get(cbs[7]) // cursor past the only row
       const fin = ctx.rec()
       stmt.finalize(fin)
       await withTimeout(fin.first)
       return cbs.map((c) => c.calls)
     })
     expect(r[2][0].args[1][0]['.n']).toBe(2)
-    expect(r[4][0].args[0]).toMatchObject({ errno: 101, code: 'SQLITE_DONE' })
+    expect(r[3][0].args[0]).toMatchObject({ message: 'SQLITE_DONE: ', errno: 101, code: 'SQLITE_DONE' })
+    expect(r[5][0].args[0]).toMatchObject({ message: 'SQLITE_ROW: ', errno: 100, code: 'SQLITE_ROW' })
+    expect(r[6][0].args[1]['.n']).toBe(4)
   })
 
   test('rerun with params: get(i) rebinds each time; run(params) resets and rebinds', async () => {
@@ -1098,7 +1113,9 @@ describe('Statement API (§7)', () => {
   test('any operation after finalize -> SQLITE_MISUSE: Statement is already finalized, delivered synchronously', async () => {
     const r = await diff(async (ctx) => {
       const stmt = prepare(ctx, 'SELECT 1')
-      stmt.finalize()
+      const fin = ctx.rec()
+      stmt.finalize(fin)
+      await withTimeout(fin.first)
       const out = {}
       for (const method of ['run', 'get', 'all', 'bind', 'reset', 'finalize']) {
         let sync = true
@@ -1124,7 +1141,9 @@ describe('Statement API (§7)', () => {
   test('an operation after finalize without callback emits "error" on the statement synchronously', async () => {
     const r = await diff(async (ctx) => {
       const stmt = prepare(ctx, 'SELECT 1')
-      stmt.finalize()
+      const fin = ctx.rec()
+      stmt.finalize(fin)
+      await withTimeout(fin.first)
       const events = []
       stmt.on('error', (err) => events.push(norm(err)))
       stmt.run()
@@ -1133,6 +1152,26 @@ describe('Statement API (§7)', () => {
       return { syncCount, events }
     })
     expect(r.syncCount).toBe(1)
+  })
+
+  test('operations issued right after finalize() (before it has completed) each fail once with "Statement is already finalized"', async () => {
+    const r = await diff(async (ctx) => {
+      const stmt = prepare(ctx, 'SELECT 1 AS one')
+      const fin = ctx.rec()
+      const log = []
+      let sync = true
+      stmt.finalize(fin)
+      for (const method of ['run', 'get', 'all']) {
+        stmt[method](function (...args) {
+          log.push({ method, sync, n: arguments.length, args: args.map(norm), self: this === stmt })
+        })
+      }
+      sync = false
+      await withTimeout(fin.first)
+      await ctx.settle()
+      return { log, fin: fin.calls }
+    })
+    expect(r.log.map((e) => e.args[0].message)).toEqual(Array(3).fill('SQLITE_MISUSE: Statement is already finalized'))
   })
 
   test("prepare('') gives a statement whose run yields SQLITE_MISUSE: not an error", async () => {
@@ -1274,7 +1313,13 @@ describe('error objects', () => {
   test('async errors are plain Errors with own enumerable errno/code and stack "Error: <message>" without frames', async () => {
     const r = await diff(async (ctx) => {
       const cb = ctx.rec(function (err) {
-        return { stack: err.stack, isError: err instanceof Error, proto: Object.getPrototypeOf(err) === Error.prototype }
+        const proto = Object.getPrototypeOf(err)
+        return {
+          stack: err.stack,
+          isNativeError: isNativeError(err),
+          protoName: proto && proto.constructor && proto.constructor.name,
+          ownNames: Object.getOwnPropertyNames(err).sort(),
+        }
       })
       ctx.db.get('SELECT * FROM nope', cb)
       await withTimeout(cb.first)

@@ -15,12 +15,22 @@ const { escape, sanitize } = require('./lib/escape')
 const trace = require('./lib/trace')
 const constants = require('./lib/constants')
 
+// node-sqlite3's classes throw this exact text when called without `new` (V8's own text for
+// a class names the class); the proxies change nothing else.
+function requireNew(Class) {
+  return new Proxy(Class, {
+    apply() {
+      throw new TypeError("Class constructors cannot be invoked without 'new'")
+    },
+  })
+}
+
 const sqlite = {
   create: (opts) => create(opts),
   escape,
   sanitize,
-  Database,
-  Statement,
+  Database: requireNew(Database),
+  Statement: requireNew(Statement),
   ...constants,
   verbose() {
     trace.enable()

@@ -534,25 +534,25 @@ describe('configure: db.configure(option, ...values)', () => {
 
 describe('events: trace, profile, change', () => {
   test("'trace' receives the SQL with bound parameters expanded", async () => {
+    // trace events are asynchronous and not ordered relative to query callbacks; close flushes them
     const r = await both(async (mod, obs, done) => {
       const db = await openDb(mod)
+      const traces = []
+      let row
       // hook first: node-sqlite3 never runs a configure() queued in serialize mode behind pending work
-      db.on('trace', (sql) => obs.push(['trace', sql]))
+      db.on('trace', (sql) => traces.push(sql))
       db.serialize()
       db.run('CREATE TABLE t (a, b)')
       db.run('INSERT INTO t VALUES (?, ?)', ["str'q", 3.5])
-      db.get('SELECT a FROM t WHERE b = $b', { $b: 3.5 }, (err, row) => obs.push(['row', row]))
+      db.get('SELECT a FROM t WHERE b = $b', { $b: 3.5 }, (err, r) => { row = [err, r] })
       db.close(() => {
-        obs.push('closed')
+        obs.push(['traces', traces], ['row', row])
         done()
       })
     })
     expect(r.sqlite3).toEqual([
-      ['trace', 'CREATE TABLE t (a, b)'],
-      ['trace', "INSERT INTO t VALUES ('str''q', 3.5)"],
-      ['trace', 'SELECT a FROM t WHERE b = 3.5'],
-      ['row', { a: "str'q" }],
-      'closed',
+      ['traces', ['CREATE TABLE t (a, b)', "INSERT INTO t VALUES ('str''q', 3.5)", 'SELECT a FROM t WHERE b = 3.5']],
+      ['row', [null, { a: "str'q" }]],
     ])
     expect(r.ours).toEqual(r.sqlite3)
   })
@@ -604,35 +604,46 @@ describe('events: trace, profile, change', () => {
   test("removeAllListeners('trace') really turns the hook off (a function planted in db._events.trace is never called)", async () => {
     const r = await both(async (mod, obs, done) => {
       const db = await openDb(mod)
+      const traces = []
       db.serialize()
-      db.on('trace', (sql) => obs.push(['on', sql]))
+      db.on('trace', (sql) => traces.push(['on', sql]))
       db.run('SELECT 1')
       db.wait(() => {
         const ret = db.removeAllListeners('trace')
-        obs.push(['returns db', ret === db])
-        db._events.trace = (sql) => obs.push(['planted', sql])
+        db._events.trace = (sql) => traces.push(['planted', sql])
         db.run('SELECT 2')
-        db.close(() => done())
+        db.close(() => {
+          obs.push(['returns db', ret === db], ['traces', traces])
+          done()
+        })
       })
     })
-    expect(r.sqlite3).toEqual([['on', 'SELECT 1'], ['returns db', true]])
+    expect(r.sqlite3).toEqual([['returns db', true], ['traces', [['on', 'SELECT 1']]]])
     expect(r.ours).toEqual(r.sqlite3)
   })
 
   test("two on('trace') listeners toggle the hook off (neither fires); a third turns it on again", async () => {
     const r = await both(async (mod, obs, done) => {
       const db = await openDb(mod)
+      const traces = []
       db.serialize()
-      db.on('trace', (sql) => obs.push(['first', sql]))
-      db.on('trace', (sql) => obs.push(['second', sql]))
+      db.on('trace', (sql) => traces.push(['first', sql]))
+      db.on('trace', (sql) => traces.push(['second', sql]))
       db.run('SELECT 1')
       db.wait(() => {
-        db.on('trace', (sql) => obs.push(['third', sql]))
+        obs.push(['after two listeners', traces.slice()])
+        db.on('trace', (sql) => traces.push(['third', sql]))
         db.run('SELECT 2')
-        db.close(() => done())
+        db.close(() => {
+          obs.push(['after three listeners', traces.slice()])
+          done()
+        })
       })
     })
-    expect(r.sqlite3).toEqual([['first', 'SELECT 2'], ['second', 'SELECT 2'], ['third', 'SELECT 2']])
+    expect(r.sqlite3).toEqual([
+      ['after two listeners', []],
+      ['after three listeners', [['first', 'SELECT 2'], ['second', 'SELECT 2'], ['third', 'SELECT 2']]],
+    ])
     expect(r.ours).toEqual(r.sqlite3)
   })
 
@@ -1007,27 +1018,36 @@ describe('this package only: escape, create() and process lifetime', () => {
   }, 40000)
 })
 
-// verbose() is process-global and irreversible: keep this block last in the file.
+// verbose() is process-global and irreversible (for node-sqlite3 it patches the prototypes of
+// its native classes, which every later test file in the same jest worker would inherit), so
+// both sides run it in a child process.
 describe('verbose()', () => {
   test("with verbose(), err.stack of db.run's error names the call: Database#run('update non_existent_table set id=1'", async () => {
-    expect(real.verbose()).toBe(real)
-    expect(ours.verbose()).toBe(ours)
-    const r = await both(async (mod, obs, done) => {
-      const db = await openDb(mod)
-      db.run('update non_existent_table set id=1', (err) => {
-        obs.push([
-          err.message,
-          err.stack.includes("Database#run('update non_existent_table set id=1'"),
-          err.stack.includes('--> in '),
-          err.stack.includes(__filename),
-          err.__augmented,
-        ])
-        done()
-      })
+    const results = {}
+    for (const [name, impl] of [['sqlite3', REAL_PATH], ['ours', ROOT]]) {
+      const res = await runChild(`
+        const s = require(${JSON.stringify(impl)});
+        if (s.verbose() !== s) throw new Error('verbose() must return the module');
+        const db = new s.Database(':memory:');
+        db.run('update non_existent_table set id=1', (err) => {
+          console.log(JSON.stringify([
+            err.message,
+            err.stack.includes("Database#run('update non_existent_table set id=1'"),
+            err.stack.includes('--> in '),
+            err.stack.includes('[eval]'),
+            err.__augmented,
+          ]));
+          db.close();
+        });
+      `)
+      results[name] = { code: res.code, out: res.stdout.trim() }
+    }
+    expect(results.sqlite3).toEqual({
+      code: 0,
+      out: JSON.stringify(['SQLITE_ERROR: no such table: non_existent_table', true, true, true, true]),
     })
-    expect(r.sqlite3).toEqual([['SQLITE_ERROR: no such table: non_existent_table', true, true, true, true]])
-    expect(r.ours).toEqual(r.sqlite3)
-  })
+    expect(results.ours).toEqual(results.sqlite3)
+  }, 40000)
 
   test('without verbose (fresh child process) the stack does not contain the call label', async () => {
     const results = {}

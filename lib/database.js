@@ -22,9 +22,10 @@ function isFunction(f) {
   return typeof f === 'function'
 }
 
-/** The receiver of `db.run/get/all/each` callbacks: a finished temporary Statement. */
+/** The receiver of `db.run/get/all/each` callbacks: a finished temporary Statement, whose
+ *  `sql` is read-only and not enumerable (only `lastID`/`changes` are own enumerable keys). */
 function QueryResult(sql) {
-  this.sql = sql
+  Object.defineProperty(this, 'sql', { value: sql, enumerable: false, writable: false, configurable: false })
 }
 
 class Database {
@@ -126,7 +127,7 @@ class Database {
         this._unavailable(method, [sql, ...args], complete || callback)) return this
     const params = parseParams(args, end)
     const session = this._session
-    const stmt = new QueryResult(sql)
+    const stmt = callback || complete ? new QueryResult(sql) : undefined
     const resource = callback || complete ? scope(`sqlite3.Statement.${method}`) : NO_SCOPE
     const handler = statementHandler(stmt, session, resource, callback, complete,
       (err, cb) => {

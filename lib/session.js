@@ -18,10 +18,12 @@ const MODE = { run: 0, get: 1, all: 2, each: 3 }
 
 function rowBuilder(columns) {
   // A literal with one property per column; a repeated name keeps the last column's value,
-  // like node-sqlite3. Names are embedded as JSON strings; `__proto__` must be a computed key
-  // so that it becomes an own property instead of setting the prototype.
-  const props = columns.map((name, i) =>
-    name === '__proto__' ? `["__proto__"]: v[o + ${i}]` : `${JSON.stringify(name)}: v[o + ${i}]`)
+  // like node-sqlite3. Names are embedded as JSON strings. A column named `__proto__` is left
+  // out: node-sqlite3 assigns it, which sets no property (a non-object prototype is ignored).
+  const props = []
+  columns.forEach((name, i) => {
+    if (name !== '__proto__') props.push(`${JSON.stringify(name)}: v[o + ${i}]`)
+  })
   // eslint-disable-next-line no-new-func
   return new Function('v', 'o', `return { ${props.join(', ')} }`)
 }

@@ -12,6 +12,7 @@ const { K, MODE } = require('./session')
 const kDb = Symbol('db')
 const kId = Symbol('id')
 const kFinalized = Symbol('finalized')
+const kFinalizing = Symbol('finalizing')
 
 function isFunction(f) {
   return typeof f === 'function'
@@ -136,18 +137,24 @@ class Statement {
     else this.emit('error', err)
   }
 
-  /** An operation on a finalized statement: the error is delivered before the call returns. */
+  /** An operation on a finalized statement: the error is delivered before the call returns.
+   *  While finalize() is still in flight, it is delivered when finalize completes (as in
+   *  node-sqlite3, where finalize takes effect only once it has run). */
   _finalizedError(callback) {
-    const err = misuse('Statement is already finalized')
-    if (callback) callback.call(this, err)
-    else this.emit('error', err)
+    const deliver = () => {
+      const err = misuse('Statement is already finalized')
+      if (callback) callback.call(this, err)
+      else this.emit('error', err)
+    }
+    if (this[kFinalizing]) this[kFinalizing].push(deliver)
+    else deliver()
     return this
   }
 
   _execute(mode, args, type) {
     const each = mode === MODE.each
     const { end, callback, complete } = each ? splitEachCallbacks(args) : splitCallback(args)
-    if (this[kFinalized]) return this._finalizedError(complete || callback)
+    if (this[kFinalized]) return this._finalizedError(callback || complete)
     const params = parseParams(args, end)
     const db = this[kDb]
     const session = db._session
@@ -208,10 +215,14 @@ class Statement {
       return db
     }
     this[kFinalized] = true
+    this[kFinalizing] = []
     const session = db._session
     const resource = scope('sqlite3.Statement.Finalize')
     db._send((id) => session.native.finalize(id, this[kId]), (kind) => {
+      const waiting = this[kFinalizing]
+      this[kFinalizing] = null
       if (kind === K.DONE && isFunction(callback)) resource.runInAsyncScope(callback, this)
+      for (const deliver of waiting) deliver()
       resource.emitDestroy()
     })
     return db

@@ -226,12 +226,20 @@ impl Connection {
     std::mem::take(&mut *self.hook_events)
   }
 
-  /// Turns the trace, profile and update hooks on or off.
+  /// Turns the trace, profile and update hooks on or off. Trace and profile share one
+  /// `sqlite3_trace_v2` registration (the legacy `sqlite3_trace` and `sqlite3_profile` each
+  /// switch the other off).
   pub fn set_hooks(&mut self, trace: bool, profile: bool, change: bool) {
     let ctx: *mut Vec<Event> = &mut *self.hook_events;
+    let mask = (if trace { ffi::SQLITE_TRACE_STMT } else { 0 })
+      | (if profile { ffi::SQLITE_TRACE_PROFILE } else { 0 });
     unsafe {
-      ffi::sqlite3_trace(self.db, if trace { Some(trace_cb) } else { None }, ctx.cast());
-      ffi::sqlite3_profile(self.db, if profile { Some(profile_cb) } else { None }, ctx.cast());
+      ffi::sqlite3_trace_v2(
+        self.db,
+        mask as _,
+        if mask != 0 { Some(trace_cb) } else { None },
+        ctx.cast(),
+      );
       ffi::sqlite3_update_hook(self.db, if change { Some(update_cb) } else { None }, ctx.cast());
     }
   }
@@ -245,25 +253,58 @@ impl Drop for Connection {
   }
 }
 
-unsafe extern "C" fn trace_cb(ctx: *mut c_void, sql: *const c_char) {
-  if ctx.is_null() || sql.is_null() {
-    return;
+/// `SQLITE_TRACE_STMT`: the statement's text with its parameters expanded (as the legacy
+/// `sqlite3_trace` reports it; trigger bodies come as `-- TRIGGER …` comments, unexpanded).
+/// `SQLITE_TRACE_PROFILE`: the statement's text as written and its run time.
+unsafe extern "C" fn trace_cb(
+  kind: std::ffi::c_uint,
+  ctx: *mut c_void,
+  p: *mut c_void,
+  x: *mut c_void,
+) -> c_int {
+  if ctx.is_null() || p.is_null() {
+    return 0;
   }
   let events = unsafe { &mut *(ctx as *mut Vec<Event>) };
-  events.push(Event::Trace(
-    unsafe { CStr::from_ptr(sql) }.to_string_lossy().into_owned(),
-  ));
-}
-
-unsafe extern "C" fn profile_cb(ctx: *mut c_void, sql: *const c_char, nanos: u64) {
-  if ctx.is_null() || sql.is_null() {
-    return;
+  let stmt = p as *mut ffi::sqlite3_stmt;
+  let text = |c: *const c_char| {
+    if c.is_null() {
+      String::new()
+    } else {
+      unsafe { CStr::from_ptr(c) }.to_string_lossy().into_owned()
+    }
+  };
+  match kind {
+    ffi::SQLITE_TRACE_STMT => {
+      let raw = x as *const c_char;
+      let sql = if !raw.is_null() && unsafe { CStr::from_ptr(raw) }.to_bytes().starts_with(b"--") {
+        text(raw)
+      } else {
+        let expanded = unsafe { ffi::sqlite3_expanded_sql(stmt) };
+        let sql = if expanded.is_null() {
+          text(raw)
+        } else {
+          text(expanded)
+        };
+        unsafe { ffi::sqlite3_free(expanded.cast()) };
+        sql
+      };
+      events.push(Event::Trace(sql));
+    }
+    ffi::SQLITE_TRACE_PROFILE => {
+      let nanos = if x.is_null() {
+        0
+      } else {
+        unsafe { *(x as *const i64) }.max(0) as u64
+      };
+      events.push(Event::Profile {
+        sql: text(unsafe { ffi::sqlite3_sql(stmt) }),
+        nanos,
+      });
+    }
+    _ => {}
   }
-  let events = unsafe { &mut *(ctx as *mut Vec<Event>) };
-  events.push(Event::Profile {
-    sql: unsafe { CStr::from_ptr(sql) }.to_string_lossy().into_owned(),
-    nanos,
-  });
+  0
 }
 
 unsafe extern "C" fn update_cb(
@@ -316,6 +357,9 @@ pub struct Statement {
   shape: Option<Arc<Shape>>,
   /// The last step returned `SQLITE_DONE` (a parameterless `get()` then stays at the end).
   pub done: bool,
+  /// The result of the last operation (step, reset, bind), which node-sqlite3 reports from a
+  /// parameterless `bind()` when it is `SQLITE_ROW` or `SQLITE_DONE`.
+  pub status: c_int,
 }
 
 unsafe impl Send for Statement {}
@@ -326,6 +370,7 @@ impl Statement {
       raw,
       shape: None,
       done: false,
+      status: ffi::SQLITE_OK,
     }
   }
 
@@ -344,6 +389,7 @@ impl Statement {
   pub fn step(&mut self) -> c_int {
     let rc = unsafe { ffi::sqlite3_step(self.raw) };
     self.done = rc == ffi::SQLITE_DONE;
+    self.status = rc;
     rc
   }
 
@@ -364,6 +410,7 @@ impl Statement {
   pub fn reset(&mut self) {
     unsafe { ffi::sqlite3_reset(self.raw) };
     self.done = false;
+    self.status = ffi::SQLITE_OK;
   }
 
   pub fn clear_bindings(&mut self) {

@@ -263,7 +263,11 @@ impl Worker {
         Some(None) if params.is_none() => Response::Done,
         Some(None) => Response::Error(Error::sqlite(ffi::SQLITE_RANGE, "column index out of range")),
         // node-sqlite3 reports the statement's last status when bind() has nothing to bind.
-        Some(Some(s)) if params.is_none() && s.done => Response::Error(Error::sqlite(ffi::SQLITE_DONE, "")),
+        Some(Some(s))
+          if params.is_none() && (s.status == ffi::SQLITE_ROW || s.status == ffi::SQLITE_DONE) =>
+        {
+          Response::Error(Error::sqlite(s.status, ""))
+        }
         Some(Some(s)) => match s.bind(&params) {
           Ok(()) => Response::Done,
           Err(e) => Response::Error(e),
@@ -626,7 +630,8 @@ impl Worker {
         Self::check_writable(session.readonly, &stmt)?;
         while stmt.advance()? {}
       }
-      rest = tail;
+      // As sqlite3_exec: the next statement starts after the whitespace that follows this one.
+      rest = tail.trim_start();
     }
     Ok(())
   }

@@ -608,7 +608,14 @@ describe('events: trace, profile, change', () => {
       db.serialize()
       db.on('trace', (sql) => traces.push(['on', sql]))
       db.run('SELECT 1')
-      db.wait(() => {
+      // node-sqlite3 delivers trace events asynchronously, with no order relative to callbacks:
+      // wait until the first one has arrived before removing the listeners.
+      const traced = new Promise((resolve) => {
+        const started = Date.now()
+        const poll = () => (traces.length || Date.now() - started > 3000 ? resolve() : setTimeout(poll, 5))
+        poll()
+      })
+      db.wait(() => traced.then(() => {
         const ret = db.removeAllListeners('trace')
         db._events.trace = (sql) => traces.push(['planted', sql])
         db.run('SELECT 2')
@@ -616,7 +623,7 @@ describe('events: trace, profile, change', () => {
           obs.push(['returns db', ret === db], ['traces', traces])
           done()
         })
-      })
+      }))
     })
     expect(r.sqlite3).toEqual([['returns db', true], ['traces', [['on', 'SELECT 1']]]])
     expect(r.ours).toEqual(r.sqlite3)

@@ -3,7 +3,6 @@
 
 const { parseOptions } = require('./options')
 const { Database } = require('./database')
-const { clusterError } = require('./errors')
 const verbose = require('./trace')
 
 function create(input, defaults) {
@@ -14,11 +13,11 @@ function create(input, defaults) {
     return Promise.reject(e)
   }
   if (options.verbose) verbose.enable()
-  if (options.serve || options.connect) {
-    const which = options.serve ? 'serve' : 'connect'
-    return Promise.reject(clusterError('CLUSTER_NOT_SUPPORTED',
-      `sqlite3-cluster: \`${which}: true\` needs cluster mode, which this build does not have yet; ` +
-      'use `standalone: true` (or leave serve/connect unset) to open the database in this process'))
+  const cluster = options.standalone ? undefined : {
+    sock: options.sock,
+    intent: options.serve ? 'serve' : options.connect ? 'connect' : 'auto',
+    secret: typeof options.secret === 'string' ? Buffer.from(options.secret, 'utf8') : options.secret,
+    connectTimeout: options.connectTimeout,
   }
   return new Promise((resolve, reject) => {
     const db = new Database(options.filename, options.mode, undefined, {
@@ -26,6 +25,8 @@ function create(input, defaults) {
       deferredKey: options.deferredKey,
       verbose: options.verbose,
       busyTimeout: options.busyTimeout,
+      transactionTimeout: options.transactionTimeout,
+      cluster,
       onOpen: (err) => (err ? reject(err) : resolve(db)),
     })
   })

@@ -50,13 +50,14 @@ class Database {
     this._nextStatement = 1
     this._deferred = []
     this._serialized = false
-    this._cluster = { role: 'standalone', sock: null, masterPid: null }
-    this._session = new Session(filename, (name, a, b) => this._event(name, a, b))
+    const cluster = options.cluster
+    this._cluster = cluster ? { role: null, sock: cluster.sock, masterPid: null } : { role: 'standalone', sock: null, masterPid: null }
+    this._session = new Session(filename, (name, a, b) => this._event(name, a, b), cluster)
     const onOpen = options.onOpen
     const resource = scope('sqlite3.Database.Open')
     this._send(
       (id) => this._session.native.open(id, filename, mode, options.key ?? null, Boolean(options.deferredKey),
-        Boolean(options.verbose), options.busyTimeout ?? 1000),
+        Boolean(options.verbose), options.busyTimeout ?? 1000, options.transactionTimeout ?? 0),
       (kind, a, b, c) => {
         if (kind === K.DONE) {
           this._state = 'open'
@@ -96,6 +97,12 @@ class Database {
   }
 
   _event(name, a, b) {
+    if (name === 'role') {
+      const previous = this._cluster.role
+      this._cluster = { role: a, sock: this._cluster.sock, masterPid: b }
+      if (previous !== null && previous !== a) this.emit('role', a, b)
+      return
+    }
     if (name === 'change') this.emit('change', a[0], a[1], a[2], a[3])
     else if (name === 'profile') this.emit('profile', a, b)
     else this.emit(name, a)
@@ -218,10 +225,16 @@ class Database {
         for (const { method, args } of deferred) this[method](...args)
       } else {
         this._state = 'closed'
-        this._session.dispose()
-        if (callback) resource.runInAsyncScope(callback, this, null)
-        this.emit('close')
-        this._failDeferred(deferred)
+        // In a cluster the session leaves its node first: a master's last Database hands the
+        // database over to the clients before the callback runs.
+        this._send((id) => this._session.native.leave(id), () => {
+          this._session.dispose()
+          if (callback) resource.runInAsyncScope(callback, this, null)
+          this.emit('close')
+          this._failDeferred(deferred)
+          resource.emitDestroy()
+        })
+        return
       }
       resource.emitDestroy()
     })

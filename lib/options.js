@@ -2,8 +2,29 @@
 // Validation of create()'s options (DESIGN §2.2). Every problem is a TypeError that names the
 // option and says what it accepts.
 
+const fs = require('fs')
 const os = require('os')
+const path = require('path')
 const C = require('./constants')
+
+/** Longest Unix socket path (sun_path holds 108 bytes with the final NUL). */
+const MAX_SOCK_PATH = 107
+
+/** `<dir of realpath(filename)>/.<basename>.cluster/sock` (DESIGN §2.2). */
+function defaultSock(filename) {
+  let real
+  try {
+    real = fs.realpathSync(filename)
+  } catch {
+    const absolute = path.resolve(filename)
+    let dir = path.dirname(absolute)
+    try {
+      dir = fs.realpathSync(dir)
+    } catch {}
+    real = path.join(dir, path.basename(absolute))
+  }
+  return path.join(path.dirname(real), `.${path.basename(real)}.cluster`, 'sock')
+}
 
 const DEFAULTS = { connectTimeout: 10000, busyTimeout: 5000, transactionTimeout: 30000 }
 
@@ -58,8 +79,8 @@ function parseOptions(input, defaults = {}) {
   if (mode !== undefined && !(mode & (C.OPEN_READONLY | C.OPEN_READWRITE))) {
     throw fail('mode', 'flags that include OPEN_READONLY or OPEN_READWRITE', mode)
   }
-  for (const name of ['sock']) {
-    if (opts[name] !== undefined && (typeof opts[name] !== 'string' || !opts[name])) throw fail(name, 'a non-empty path', opts[name])
+  if (opts.sock !== undefined && (typeof opts.sock !== 'string' || !opts.sock || opts.sock.includes('\0'))) {
+    throw fail('sock', 'a non-empty path', opts.sock)
   }
   const secret = opts.secret
   if (secret !== undefined && !(typeof secret === 'string' && secret.length) && !Buffer.isBuffer(secret)) {
@@ -76,6 +97,15 @@ function parseOptions(input, defaults = {}) {
   if (serve && connect) throw fail('serve', 'not combined with `connect: true` (a process is master or client)', serve)
   if (standalone === undefined && !serve && !connect && os.cpus().length === 1) standalone = true
   const memory = filename === '' || filename === ':memory:'
+  const isStandalone = Boolean(standalone || memory)
+  let sock = null
+  if (!isStandalone) {
+    sock = opts.sock !== undefined ? path.resolve(opts.sock) : defaultSock(filename)
+    const length = Buffer.byteLength(sock)
+    if (length > MAX_SOCK_PATH) {
+      throw fail('sock', `a path of at most ${MAX_SOCK_PATH} bytes (Unix sockets allow no more; this one is ${length}${opts.sock === undefined ? ', derived from `filename`: pass a shorter `sock`' : ''})`, sock)
+    }
+  }
 
   return {
     filename,
@@ -84,9 +114,9 @@ function parseOptions(input, defaults = {}) {
     deferredKey: (key === undefined || key === null) && bits !== undefined && bits !== null,
     mode: mode ?? (C.OPEN_READWRITE | C.OPEN_CREATE | C.OPEN_FULLMUTEX),
     verbose,
-    sock: opts.sock,
+    sock,
     secret,
-    standalone: standalone || memory,
+    standalone: isStandalone,
     serve: Boolean(serve) && !standalone && !memory,
     connect: Boolean(connect) && !standalone && !memory,
     connectTimeout: optionalMs(opts, 'connectTimeout'),

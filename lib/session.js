@@ -29,8 +29,9 @@ function rowBuilder(columns) {
 }
 
 class Session {
-  constructor(filename, onEvent) {
-    this.native = new NativeSession(filename, (batch, resetShapes) => this._dispatch(batch, resetShapes))
+  /** `cluster` (optional): `{ sock, intent, secret, connectTimeout }` to join a cluster. */
+  constructor(filename, onEvent, cluster) {
+    this.native = new NativeSession(filename, (batch, resetShapes) => this._dispatch(batch, resetShapes), cluster)
     this.handlers = new Map()
     this.nextId = 1
     this.inFlight = 0

@@ -19,7 +19,12 @@ function isFunction(f) {
 }
 
 function errorOf(a, b, c) {
-  return sqliteError(a, b, c)
+  const error = sqliteError(a, b, c)
+  if (c === 'CLUSTER_MASTER_EXISTS') {
+    const pid = /\(pid (\d+)\)/.exec(a)
+    error.masterPid = pid ? Number(pid[1]) : null
+  }
+  return error
 }
 
 /** Splits `args` into parameters and the trailing callback (node-sqlite3's rule). */

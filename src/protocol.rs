@@ -53,6 +53,9 @@ pub struct OpenOptions {
   /// Keep SQLCipher's own log on stderr.
   pub verbose: bool,
   pub busy_timeout_ms: i32,
+  /// A session idle inside a transaction this long is rolled back (0: never). The value of the
+  /// session that opens the connection (the master's) is the one the engine enforces.
+  pub transaction_timeout_ms: u32,
 }
 
 /// `db.configure(...)` and the hooks behind `on('trace' | 'profile' | 'change')`.
@@ -111,6 +114,9 @@ pub enum Request {
   Wait,
   /// `db.close()`: fails with `SQLITE_BUSY` while the session holds unfinalized statements.
   Close,
+  /// The session's transaction was lost with its master (failover): mark it *aborted*, so that
+  /// its statements fail with `CLUSTER_TXN_ABORTED` until it sends `ROLLBACK` (DESIGN §5).
+  Abort,
 }
 
 /// The column names of a result, shared by every row of it. `id` names the shape so that a
@@ -200,9 +206,32 @@ impl ChangeKind {
   }
 }
 
-/// What an engine sends to a session.
+/// The part a process plays for one database file (`db.cluster.role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+  Master,
+  Client,
+}
+
+impl Role {
+  pub fn as_str(self) -> &'static str {
+    match self {
+      Role::Master => "master",
+      Role::Client => "client",
+    }
+  }
+}
+
+/// What an engine (or the cluster layer) sends to a session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Outgoing {
   Reply { id: u32, response: Response },
   Event(Event),
+  /// The session entered (`true`) or left (`false`) a transaction. Sent before the reply of the
+  /// statement that changed it, so a client always knows whether a lost master took a
+  /// transaction of its with it.
+  Txn(bool),
+  /// This process became master or client of the database (cluster mode only; never crosses
+  /// the socket).
+  Role { role: Role, master_pid: u32 },
 }

@@ -386,6 +386,15 @@ impl Statement {
     unsafe { ffi::sqlite3_stmt_readonly(self.raw) != 0 }
   }
 
+  /// The SQL text the statement was prepared from.
+  pub fn sql(&self) -> String {
+    let text = unsafe { ffi::sqlite3_sql(self.raw) };
+    if text.is_null() {
+      return String::new();
+    }
+    unsafe { std::ffi::CStr::from_ptr(text) }.to_string_lossy().into_owned()
+  }
+
   pub fn step(&mut self) -> c_int {
     let rc = unsafe { ffi::sqlite3_step(self.raw) };
     self.done = rc == ffi::SQLITE_DONE;

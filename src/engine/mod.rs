@@ -29,6 +29,9 @@ pub use connection::{Connection, Statement};
 /// socket sink queues for the connection's writer.
 pub trait Sink: Send + Sync {
   fn send(&self, message: Outgoing);
+
+  /// The session moved to another engine (failover): shape ids it has seen mean nothing now.
+  fn reset(&self) {}
 }
 
 pub type SessionId = u64;
@@ -43,6 +46,9 @@ enum Command {
   Attach {
     session: SessionId,
     sink: Arc<dyn Sink>,
+    /// A client of the master, reached over the socket: it joins the connection the master
+    /// opened (its key never travels) and may not load extensions.
+    remote: bool,
   },
   Request {
     session: SessionId,
@@ -56,6 +62,9 @@ enum Command {
   Detach {
     session: SessionId,
   },
+  /// Answered once every command sent before it has been taken in: after the last session
+  /// detaches, the connection is closed by then.
+  Barrier(std::sync::mpsc::Sender<()>),
 }
 
 /// What other threads may see of the engine: the handle `interrupt()` needs.
@@ -112,8 +121,17 @@ impl Engine {
 
   /// Starts a session that delivers to `sink`. Its first request must be `Request::Open`.
   pub fn attach(self: &Arc<Engine>, sink: Arc<dyn Sink>) -> SessionHandle {
+    self.attach_as(sink, false)
+  }
+
+  /// Starts the session of a cluster client (see `Command::Attach`).
+  pub fn attach_remote(self: &Arc<Engine>, sink: Arc<dyn Sink>) -> SessionHandle {
+    self.attach_as(sink, true)
+  }
+
+  fn attach_as(self: &Arc<Engine>, sink: Arc<dyn Sink>, remote: bool) -> SessionHandle {
     let session = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
-    let _ = self.commands.send(Command::Attach { session, sink });
+    let _ = self.commands.send(Command::Attach { session, sink, remote });
     SessionHandle {
       engine: self.clone(),
       session,
@@ -159,6 +177,17 @@ impl SessionHandle {
   }
 }
 
+impl Engine {
+  /// Waits (blocking) until the engine has taken in everything sent before: the sessions
+  /// detached before this call are gone, and the connection is closed if they were the last.
+  pub fn barrier(&self) {
+    let (tx, rx) = mpsc::channel();
+    if self.commands.send(Command::Barrier(tx)).is_ok() {
+      let _ = rx.recv_timeout(std::time::Duration::from_secs(10));
+    }
+  }
+}
+
 impl Drop for SessionHandle {
   fn drop(&mut self) {
     let _ = self.engine.commands.send(Command::Detach {
@@ -167,9 +196,34 @@ impl Drop for SessionHandle {
   }
 }
 
+/// Whether `sql` is a `ROLLBACK` of the whole transaction (not `ROLLBACK TO` a savepoint): the
+/// one statement an aborted session may run (DESIGN §5).
+pub fn is_rollback(sql: &str) -> bool {
+  let words: Vec<String> = sql
+    .trim()
+    .trim_end_matches(';')
+    .split_whitespace()
+    .map(|w| w.to_ascii_uppercase())
+    .collect();
+  match words.as_slice() {
+    [first, rest @ ..] if first == "ROLLBACK" => {
+      let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+      matches!(rest.as_slice(), [] | ["TRANSACTION"])
+    }
+    _ => false,
+  }
+}
+
+/// Whether `sql` opens a transaction (`BEGIN …` or a `SAVEPOINT` outside one).
+pub fn begins_transaction(sql: &str) -> bool {
+  let head = sql.trim_start();
+  let word: String = head.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+  word.eq_ignore_ascii_case("BEGIN") || word.eq_ignore_ascii_case("SAVEPOINT")
+}
+
 /// The path that identifies a database file: the real path of its directory plus its name, so
 /// that `./a.db`, `a.db` and a symlinked directory meet in one engine.
-fn registry_key(filename: &str) -> Option<PathBuf> {
+pub fn registry_key(filename: &str) -> Option<PathBuf> {
   if filename.is_empty() || filename == ":memory:" || filename.starts_with("file:") {
     return None;
   }

@@ -33,6 +33,7 @@ fn options(filename: &str) -> OpenOptions {
     deferred_key: false,
     verbose: false,
     busy_timeout_ms: 1000,
+    transaction_timeout_ms: 0,
   }
 }
 
@@ -59,12 +60,15 @@ impl Client {
 
   /// The next reply; it must be for request `id`.
   fn reply(&self, id: u32) -> Response {
-    match self.inbox.recv_timeout(WAIT).expect("a reply") {
-      Outgoing::Reply { id: got, response } => {
-        assert_eq!(got, id, "replies come in request order");
-        response
+    loop {
+      match self.inbox.recv_timeout(WAIT).expect("a reply") {
+        Outgoing::Reply { id: got, response } => {
+          assert_eq!(got, id, "replies come in request order");
+          return response;
+        }
+        Outgoing::Txn(_) => continue,
+        other => panic!("unexpected message {other:?}"),
       }
-      Outgoing::Event(e) => panic!("unexpected event {e:?}"),
     }
   }
 

@@ -8,15 +8,16 @@
 //! buffer a whole result.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rusqlite::ffi;
 
 use super::connection::{Connection, Statement};
-use super::{Command, SessionId, Shared, Sink};
-use crate::error::Error;
-use crate::protocol::{Event, Key, Mode, OpenOptions, Outgoing, Request, Response, Rows, Setting};
+use super::{is_rollback, Command, SessionId, Shared, Sink};
+use crate::error::{ClusterCode, Error};
+use crate::protocol::{Event, Key, Mode, OpenOptions, Outgoing, Request, Response, Rows, Setting, Shape};
 use crate::value::Params;
 
 /// Rows per `each()` chunk.
@@ -47,6 +48,12 @@ struct Session {
   hooks: Hooks,
   stream: Option<Stream>,
   unacked: u32,
+  /// A cluster client (see `Command::Attach`).
+  remote: bool,
+  /// What the session was last told about its transaction (`Outgoing::Txn`).
+  in_txn: bool,
+  /// Its transaction was lost: statements fail with `CLUSTER_TXN_ABORTED` until `ROLLBACK`.
+  aborted: bool,
 }
 
 /// An `each()` in progress. It owns its statement until the last row.
@@ -71,6 +78,10 @@ struct Worker {
   order: VecDeque<SessionId>,
   /// The session whose transaction holds the connection.
   owner: Option<SessionId>,
+  /// When the owner last finished a request (it is idle inside its transaction since).
+  owner_idle_since: Instant,
+  /// `transactionTimeout` of the session that opened the connection.
+  transaction_timeout: Option<Duration>,
   cache: HashMap<String, Statement>,
 }
 
@@ -83,6 +94,8 @@ pub(super) fn run(commands: Receiver<Command>, shared: Arc<Shared>) {
     sessions: HashMap::new(),
     order: VecDeque::new(),
     owner: None,
+    owner_idle_since: Instant::now(),
+    transaction_timeout: None,
     cache: HashMap::new(),
   };
   loop {
@@ -97,9 +110,20 @@ pub(super) fn run(commands: Receiver<Command>, shared: Arc<Shared>) {
       worker.run_unit(session);
       continue;
     }
-    match commands.recv() {
-      Ok(command) => worker.command(command),
-      Err(_) => return worker.close_connection(),
+    let received = match worker.owner_deadline() {
+      Some(deadline) => match commands.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        Err(RecvTimeoutError::Timeout) => {
+          worker.expire_transaction();
+          continue;
+        }
+        Err(RecvTimeoutError::Disconnected) => None,
+        Ok(command) => Some(command),
+      },
+      None => commands.recv().ok(),
+    };
+    match received {
+      Some(command) => worker.command(command),
+      None => return worker.close_connection(),
     }
   }
 }
@@ -112,10 +136,37 @@ fn deliver(sink: &Arc<dyn Sink>, id: u32, response: Response) {
   sink.send(Outgoing::Reply { id, response });
 }
 
+fn txn_aborted() -> Error {
+  Error::Cluster {
+    code: ClusterCode::TxnAborted,
+    message: "this Database's transaction was rolled back (its master was lost, or it stayed idle \
+              longer than transactionTimeout); every statement fails until you run ROLLBACK"
+      .into(),
+  }
+}
+
+/// The success of a `ROLLBACK` that an aborted session runs when there is nothing left to roll
+/// back: the answer the statement would have had inside a transaction.
+fn empty_success(mode: Option<Mode>, last_id: i64) -> Response {
+  match mode {
+    None => Response::Done,
+    Some(Mode::Run) => Response::Run { last_id, changes: 0 },
+    Some(Mode::Get) => Response::Row(None),
+    Some(Mode::All) => Response::Rows(Rows {
+      shape: Arc::new(Shape {
+        id: 0,
+        columns: Vec::new(),
+      }),
+      values: Vec::new(),
+    }),
+    Some(Mode::Each) => Response::EachEnd { error: None },
+  }
+}
+
 impl Worker {
   fn command(&mut self, command: Command) {
     match command {
-      Command::Attach { session, sink } => {
+      Command::Attach { session, sink, remote } => {
         self.sessions.insert(
           session,
           Session {
@@ -129,6 +180,9 @@ impl Worker {
             hooks: Hooks::default(),
             stream: None,
             unacked: 0,
+            remote,
+            in_txn: false,
+            aborted: false,
           },
         );
         self.order.push_back(session);
@@ -144,6 +198,9 @@ impl Worker {
         }
       }
       Command::Detach { session } => self.detach(session),
+      Command::Barrier(done) => {
+        let _ = done.send(());
+      }
     }
   }
 
@@ -200,11 +257,64 @@ impl Worker {
         self.owner = Some(id);
       }
     }
+    if self.owner == Some(id) {
+      self.owner_idle_since = Instant::now();
+    }
   }
 
-  /// Sends the hook events the last step produced (those this session asked for), then `response`.
-  fn reply(&mut self, session: &Session, id: u32, response: Response) {
+  /// When the owner's transaction expires, if the owner is idle and a timeout is set.
+  fn owner_deadline(&self) -> Option<Instant> {
+    let owner = self.owner?;
+    let timeout = self.transaction_timeout?;
+    (!self.runnable(owner)).then_some(self.owner_idle_since + timeout)
+  }
+
+  /// `transactionTimeout`: rolls back the idle owner's transaction and marks it aborted.
+  fn expire_transaction(&mut self) {
+    let Some(id) = self.owner.take() else { return };
+    if let Some(conn) = &self.conn {
+      if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+      }
+    }
+    let Some(mut session) = self.sessions.remove(&id) else { return };
+    if let Some(stream) = session.stream.take() {
+      deliver(&session.sink, stream.id, Response::EachEnd { error: Some(txn_aborted()) });
+      self.end_stream(&mut session, stream);
+    }
+    session.aborted = true;
+    self.sync_txn(&mut session);
+    self.sessions.insert(id, session);
+  }
+
+  /// Tells the session when its transaction state changed (before the reply that follows).
+  fn sync_txn(&self, session: &mut Session) {
+    let now = self.conn.as_ref().is_some_and(|c| !c.is_autocommit()) && !session.aborted;
+    if now != session.in_txn {
+      session.in_txn = now;
+      session.sink.send(Outgoing::Txn(now));
+    }
+  }
+
+  /// The SQL a request would run, for the aborted-session rule, and its result mode
+  /// (`None` for `exec`).
+  fn statement_of(session: &Session, request: &Request) -> Option<(String, Option<Mode>)> {
+    match request {
+      Request::Query { sql, mode, .. } => Some((sql.clone(), Some(*mode))),
+      Request::Exec { sql } => Some((sql.clone(), None)),
+      Request::Execute { stmt, mode, .. } => match session.statements.get(stmt) {
+        Some(Some(s)) => Some((s.sql(), Some(*mode))),
+        _ => None,
+      },
+      _ => None,
+    }
+  }
+
+  /// Sends the hook events the last step produced (those this session asked for) and any change
+  /// of its transaction state, then `response`.
+  fn reply(&mut self, session: &mut Session, id: u32, response: Response) {
     self.flush_events(session);
+    self.sync_txn(session);
     deliver(&session.sink, id, response);
   }
 
@@ -236,6 +346,25 @@ impl Worker {
       self.reply(session, rid, Response::Error(misuse_not_open()));
       return true;
     }
+    if let Request::Abort = request {
+      session.aborted = true;
+      self.reply(session, rid, Response::Done);
+      return true;
+    }
+    if session.aborted {
+      if let Some((sql, mode)) = Self::statement_of(session, &request) {
+        if !is_rollback(&sql) {
+          self.reply(session, rid, Response::Error(txn_aborted()));
+          return true;
+        }
+        session.aborted = false;
+        if self.conn().is_autocommit() {
+          let response = empty_success(mode, self.conn().last_insert_rowid());
+          self.reply(session, rid, response);
+          return true;
+        }
+      }
+    }
     if session.awaiting_key && !matches!(request, Request::Key(_) | Request::Close | Request::Wait) {
       let e = Error::sqlite(
         ffi::SQLITE_AUTH,
@@ -245,7 +374,7 @@ impl Worker {
       return true;
     }
     let response = match request {
-      Request::Open(_) => unreachable!("handled above"),
+      Request::Open(_) | Request::Abort => unreachable!("handled above"),
       Request::Query { sql, params, mode } => self.query(session, rid, sql, params, mode),
       Request::Prepare { stmt, sql } => match self.conn().prepare(&sql) {
         Ok(prepared) => {
@@ -300,6 +429,10 @@ impl Worker {
         Ok(()) => Response::Done,
         Err(e) => Response::Error(e),
       }),
+      Request::LoadExtension { .. } if session.remote => Some(Response::Error(Error::sqlite(
+        ffi::SQLITE_ERROR,
+        "loadExtension is not available to cluster clients: load extensions in the master process",
+      ))),
       Request::LoadExtension { path } => Some(match self.conn().load_extension(&path) {
         Ok(()) => Response::Done,
         Err(e) => Response::Error(e),
@@ -331,6 +464,19 @@ impl Worker {
   }
 
   fn open(&mut self, session: &mut Session, options: OpenOptions) -> Result<(), Error> {
+    if session.remote {
+      // A client joins the master's connection; its own key (if any) stays in its process.
+      if self.conn.is_none() {
+        return Err(Error::Cluster {
+          code: ClusterCode::MasterLost,
+          message: "the master closed the database while this client was joining; try again".into(),
+        });
+      }
+      session.opened = true;
+      session.readonly = options.flags & ffi::SQLITE_OPEN_READONLY != 0;
+      session.awaiting_key = self.key.is_none() && self.opened_with.as_ref().is_some_and(|o| o.deferred_key);
+      return Ok(());
+    }
     if self.conn.is_none() {
       let conn = Connection::open(&options.filename, options.flags, options.busy_timeout_ms)?;
       if !options.verbose {
@@ -343,6 +489,8 @@ impl Worker {
         None => {}
       }
       self.key = options.key.clone();
+      self.transaction_timeout =
+        (options.transaction_timeout_ms > 0).then(|| Duration::from_millis(options.transaction_timeout_ms.into()));
       self.conn = Some(conn);
       self.publish_handle();
     } else if options.key.is_some() && options.key != self.key {
@@ -610,12 +758,17 @@ impl Worker {
       None => session.stream = Some(stream),
       Some(error) => {
         self.reply(session, stream.id, Response::EachEnd { error });
-        match stream.origin {
-          Origin::Cached(sql) => self.recycle(sql, stream.stmt),
-          Origin::Prepared(id) => {
-            session.statements.insert(id, Some(stream.stmt));
-          }
-        }
+        self.end_stream(session, stream);
+      }
+    }
+  }
+
+  /// Gives a finished stream's statement back: to the cache, or to its `Statement`.
+  fn end_stream(&mut self, session: &mut Session, stream: Stream) {
+    match stream.origin {
+      Origin::Cached(sql) => self.recycle(sql, stream.stmt),
+      Origin::Prepared(id) => {
+        session.statements.insert(id, Some(stream.stmt));
       }
     }
   }

@@ -326,6 +326,12 @@ impl Writer {
           Response::PrepareError(e) => self.error(*id, PREPARE_ERROR, e),
           Response::Dropped => self.message(*id, DROPPED, u, u, u),
         },
+        // The outbox never queues these (see `Outbox::send`).
+        Outgoing::Txn(_) => Ok(()),
+        Outgoing::Role { role, master_pid } => {
+          let (name, role, pid) = (self.str("role")?, self.str(role.as_str())?, self.num(*master_pid as f64)?);
+          self.message(0, EVENT, name, role, pid)
+        }
         Outgoing::Event(event) => match event {
           Event::Trace(sql) => {
             let (name, sql) = (self.str("trace")?, self.str(sql)?);

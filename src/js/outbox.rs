@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 use std::ffi::c_void;
 use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use napi::sys;
@@ -22,6 +23,8 @@ const KNOWN_SHAPES_LIMIT: usize = 4096;
 pub struct Outbox {
   state: Mutex<State>,
   known_shapes: Mutex<HashSet<u32>>,
+  /// Set at failover: the next batch tells the dispatcher to forget every shape.
+  forget_shapes: AtomicBool,
 }
 
 struct State {
@@ -42,6 +45,7 @@ impl Outbox {
         tsfn: ptr::null_mut(),
       }),
       known_shapes: Mutex::new(HashSet::new()),
+      forget_shapes: AtomicBool::new(false),
     });
     let mut name = ptr::null_mut();
     let label = "sqlite3-cluster";
@@ -109,7 +113,14 @@ impl Outbox {
 }
 
 impl Sink for Outbox {
+  fn reset(&self) {
+    self.forget_shapes.store(true, Ordering::Release);
+  }
+
   fn send(&self, message: Outgoing) {
+    if let Outgoing::Txn(_) = message {
+      return; // JavaScript does not track transactions
+    }
     let mut state = self.lock();
     if state.tsfn.is_null() {
       return;
@@ -146,7 +157,7 @@ unsafe extern "C" fn call_js(
     return;
   }
   let mut known = outbox.known_shapes.lock().unwrap_or_else(|e| e.into_inner());
-  let reset_shapes = known.len() > KNOWN_SHAPES_LIMIT;
+  let reset_shapes = known.len() > KNOWN_SHAPES_LIMIT || outbox.forget_shapes.swap(false, Ordering::AcqRel);
   if reset_shapes {
     known.clear();
   }

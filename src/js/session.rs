@@ -11,8 +11,9 @@ use napi_derive::napi;
 
 use super::convert;
 use super::outbox::Outbox;
-use crate::engine::{Engine, SessionHandle};
-use crate::protocol::{Mode, OpenOptions, Request, Setting};
+use crate::cluster::node::{Intent, Membership, NodeOptions};
+use crate::engine::{Engine, SessionHandle, Sink};
+use crate::protocol::{Mode, OpenOptions, Outgoing, Request, Response, Setting};
 
 fn type_error(message: String) -> napi::Error {
   napi::Error::new(Status::InvalidArg, message)
@@ -28,9 +29,27 @@ fn mode(m: u32) -> Result<Mode> {
   })
 }
 
+/// How a Database reaches its database file in cluster mode (`create()` without `standalone`).
+#[napi(object)]
+pub struct ClusterOptions {
+  /// Path of the Unix socket.
+  pub sock: String,
+  /// `serve`, `connect` or `auto`.
+  pub intent: String,
+  pub secret: Option<Buffer>,
+  pub connect_timeout: u32,
+}
+
+enum Backend {
+  /// Standalone: this process's engine of the file.
+  Local(SessionHandle),
+  /// A member of the cluster of a socket (master, client, or electing).
+  Cluster(Membership),
+}
+
 #[napi]
 pub struct NativeSession {
-  handle: Option<SessionHandle>,
+  backend: Option<Backend>,
   outbox: Arc<Outbox>,
 }
 
@@ -38,19 +57,44 @@ pub struct NativeSession {
 impl NativeSession {
   /// A new session of the engine of `filename` (shared with every other session of the same
   /// file in this process). `dispatch(batch, resetShapes)` receives its answers.
+  /// With `cluster`, the session joins the cluster of `cluster.sock` instead.
   #[napi(constructor)]
-  pub fn new(env: Env, filename: String, dispatch: Unknown) -> Result<Self> {
+  pub fn new(env: Env, filename: String, dispatch: Unknown, cluster: Option<ClusterOptions>) -> Result<Self> {
     let outbox = unsafe { Outbox::new(env.raw(), dispatch.raw()) }.map_err(type_error)?;
-    let handle = Engine::for_file(&filename).attach(outbox.clone());
+    let backend = match cluster {
+      None => Backend::Local(Engine::for_file(&filename).attach(outbox.clone())),
+      Some(cluster) => {
+        let intent = match cluster.intent.as_str() {
+          "serve" => Intent::Serve,
+          "connect" => Intent::Connect,
+          "auto" => Intent::Auto,
+          other => return Err(type_error(format!("unknown cluster intent {other:?}"))),
+        };
+        let options = NodeOptions {
+          filename,
+          sock: cluster.sock.into(),
+          intent,
+          secret: cluster.secret.map(|s| Arc::from(s.as_ref())),
+          connect_timeout: std::time::Duration::from_millis(cluster.connect_timeout.into()),
+        };
+        let membership = Membership::join(options, outbox.clone()).map_err(|e| {
+          outbox.dispose();
+          napi::Error::new(Status::GenericFailure, e.display())
+        })?;
+        Backend::Cluster(membership)
+      }
+    };
     Ok(NativeSession {
-      handle: Some(handle),
+      backend: Some(backend),
       outbox,
     })
   }
 
   fn send(&self, id: u32, request: Request) {
-    if let Some(handle) = &self.handle {
-      handle.send(id, request);
+    match &self.backend {
+      Some(Backend::Local(handle)) => handle.send(id, request),
+      Some(Backend::Cluster(membership)) => membership.send(id, request),
+      None => {}
     }
   }
 
@@ -66,6 +110,7 @@ impl NativeSession {
     deferred_key: bool,
     verbose: bool,
     busy_timeout: i32,
+    transaction_timeout: u32,
   ) -> Result<()> {
     let key = unsafe { convert::key(env.raw(), key.raw()) }.map_err(type_error)?;
     let options = OpenOptions {
@@ -75,6 +120,7 @@ impl NativeSession {
       deferred_key,
       verbose,
       busy_timeout_ms: busy_timeout,
+      transaction_timeout_ms: transaction_timeout,
     };
     self.send(id, Request::Open(options));
     Ok(())
@@ -197,16 +243,37 @@ impl NativeSession {
   /// Acknowledges one `each()` chunk.
   #[napi]
   pub fn resume(&self) {
-    if let Some(handle) = &self.handle {
-      handle.resume();
+    match &self.backend {
+      Some(Backend::Local(handle)) => handle.resume(),
+      Some(Backend::Cluster(membership)) => membership.resume(),
+      None => {}
     }
   }
 
   /// Interrupts this session's running statement, if any.
   #[napi]
   pub fn interrupt(&self) {
-    if let Some(handle) = &self.handle {
-      handle.interrupt();
+    match &self.backend {
+      Some(Backend::Local(handle)) => handle.interrupt(),
+      Some(Backend::Cluster(membership)) => membership.interrupt(),
+      None => {}
+    }
+  }
+
+  /// Leaves the cluster after a successful close; request `id` is answered when that is done
+  /// (a master's last Database first hands over to the clients). Standalone: answered at once.
+  #[napi]
+  pub fn leave(&mut self, id: u32) {
+    let outbox = self.outbox.clone();
+    let done = Box::new(move || {
+      outbox.send(Outgoing::Reply {
+        id,
+        response: Response::Done,
+      })
+    });
+    match self.backend.as_mut() {
+      Some(Backend::Cluster(membership)) => membership.leave(done),
+      _ => done(),
     }
   }
 
@@ -220,7 +287,7 @@ impl NativeSession {
   #[napi]
   pub fn dispose(&mut self) {
     self.outbox.dispose();
-    self.handle = None;
+    self.backend = None;
   }
 }
 

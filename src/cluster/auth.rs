@@ -1,0 +1,72 @@
+//! Who may talk to whom (DESIGN §6): same user on both ends (`SO_PEERCRED`), and, with a
+//! `secret`, a mutual HMAC-SHA256 challenge in which the secret itself never travels.
+
+use std::io::Read;
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Labels that keep a master's proof from being replayed as a client's, and the reverse.
+pub const MASTER: &[u8] = b"sqlite3-cluster master";
+pub const CLIENT: &[u8] = b"sqlite3-cluster client";
+
+/// 32 bytes from the kernel's random source.
+pub fn nonce() -> [u8; 32] {
+  let mut bytes = [0u8; 32];
+  if let Ok(mut random) = std::fs::File::open("/dev/urandom") {
+    if random.read_exact(&mut bytes).is_ok() {
+      return bytes;
+    }
+  }
+  // No /dev/urandom (a sandbox): fall back to the kernel call.
+  unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+  bytes
+}
+
+fn mac(secret: &[u8], label: &[u8], first: &[u8; 32], second: &[u8; 32]) -> HmacSha256 {
+  let mut mac = <HmacSha256 as KeyInit>::new_from_slice(secret).expect("HMAC takes keys of any length");
+  mac.update(label);
+  mac.update(first);
+  mac.update(second);
+  mac
+}
+
+/// The proof that the sender knows `secret`, bound to both nonces of this handshake.
+pub fn prove(secret: &[u8], label: &[u8], first: &[u8; 32], second: &[u8; 32]) -> [u8; 32] {
+  mac(secret, label, first, second).finalize().into_bytes().into()
+}
+
+/// Checks a proof in constant time. With no secret on our side, only "no proof" matches.
+pub fn verify(secret: Option<&[u8]>, label: &[u8], first: &[u8; 32], second: &[u8; 32], proof: Option<&[u8; 32]>) -> bool {
+  match (secret, proof) {
+    (None, None) => true,
+    (Some(secret), Some(proof)) => mac(secret, label, first, second).verify_slice(proof).is_ok(),
+    _ => false,
+  }
+}
+
+/// This process's effective user id.
+pub fn euid() -> u32 {
+  unsafe { libc::geteuid() }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn proofs_bind_secret_label_and_nonces() {
+    let (a, b) = (nonce(), nonce());
+    assert_ne!(a, b);
+    let p = prove(b"s3cret", CLIENT, &a, &b);
+    assert!(verify(Some(b"s3cret"), CLIENT, &a, &b, Some(&p)));
+    assert!(!verify(Some(b"other"), CLIENT, &a, &b, Some(&p)));
+    assert!(!verify(Some(b"s3cret"), MASTER, &a, &b, Some(&p)));
+    assert!(!verify(Some(b"s3cret"), CLIENT, &b, &a, Some(&p)));
+    assert!(!verify(Some(b"s3cret"), CLIENT, &a, &b, None));
+    assert!(!verify(None, CLIENT, &a, &b, Some(&p)));
+    assert!(verify(None, CLIENT, &a, &b, None));
+  }
+}

@@ -1,0 +1,33 @@
+//! Cluster mode: one master process owns the database; the others reach it over a Unix socket.
+//!
+//! - [`election`]: the lock file that decides who is master, and the socket's files.
+//! - [`wire`]: frames and messages on the socket, with size limits and a versioned handshake.
+//! - [`auth`]: peer credentials and the `secret` challenge.
+//! - [`server`]: the master's listener; each client session becomes an engine session.
+//! - [`node`]: this process's membership: the link to the database (engine, client connection,
+//!   or none while electing), replays after failover.
+//!
+//! Everything here runs on the cluster runtime's threads (tokio, sockets only); SQL runs on the
+//! engine thread; JavaScript threads only queue requests and receive batches.
+
+pub mod auth;
+pub mod election;
+pub mod node;
+pub mod server;
+pub mod wire;
+
+use once_cell::sync::Lazy;
+use tokio::runtime::Runtime;
+
+static RUNTIME: Lazy<Runtime> = Lazy::new(|| {
+  tokio::runtime::Builder::new_multi_thread()
+    .worker_threads(2)
+    .thread_name("sqlite3-cluster io")
+    .enable_all()
+    .build()
+    .expect("the cluster runtime could not start (out of threads?)")
+});
+
+pub fn runtime() -> &'static Runtime {
+  &RUNTIME
+}

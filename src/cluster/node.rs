@@ -1,0 +1,932 @@
+//! A process's place in the cluster of one socket: master, client, or between the two.
+//!
+//! Every Database of this process that uses the same socket is a *member* of one `Node`. The
+//! node holds the link to the database: the engine itself (master, which also serves the
+//! socket), one multiplexed connection to the master (client), or nothing while it looks for
+//! a master (at start and after failover). Members keep what they need to be re-created on the
+//! next master (their open options, prepared statements, settings), so a Database stays
+//! usable across failover (DESIGN §4):
+//! - requests not yet written to the socket go to the next master;
+//! - requests written and unanswered fail with `CLUSTER_MASTER_LOST` (never re-sent blindly);
+//! - a member whose transaction was lost is marked aborted on the next master;
+//! - after a graceful `Closing`, unanswered requests were never run and are re-sent.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use once_cell::sync::Lazy;
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::UnixStream;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::auth;
+use super::election::{Lock, Paths};
+use super::server::{Server, ServerConfig};
+use super::wire::{self, Challenge, Down, FrameReader, Hello, Proof, Up, Verdict};
+use crate::engine::{begins_transaction, Engine, SessionHandle, Sink};
+use crate::error::{ClusterCode, Error};
+use crate::protocol::{Key, OpenOptions, Outgoing, Request, Response, Role, Setting};
+use crate::value::Params;
+
+/// Request id of the requests a node sends on a member's behalf (replays); their answers are
+/// not delivered.
+pub const REPLAY: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intent {
+  /// Become master now, or fail with `CLUSTER_MASTER_EXISTS`.
+  Serve,
+  /// Only ever a client.
+  Connect,
+  /// Client if a master answers, master otherwise.
+  Auto,
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+  pub filename: String,
+  pub sock: PathBuf,
+  pub intent: Intent,
+  pub secret: Option<Arc<[u8]>>,
+  pub connect_timeout: Duration,
+}
+
+static NODES: Lazy<Mutex<HashMap<PathBuf, Weak<Node>>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+
+fn cluster_error(code: ClusterCode, message: impl Into<String>) -> Error {
+  Error::Cluster {
+    code,
+    message: message.into(),
+  }
+}
+
+pub struct Node {
+  paths: Paths,
+  options: NodeOptions,
+  state: Mutex<State>,
+}
+
+struct State {
+  link: Link,
+  members: BTreeMap<u32, Member>,
+  next_session: u32,
+  generation: u64,
+  electing: bool,
+  /// What the last master said: the database is encrypted (a member without a key must not
+  /// take over). `None` before any master answered.
+  master_keyed: Option<bool>,
+}
+
+enum Link {
+  /// Looking for a master; requests wait here in order.
+  Down { pending: VecDeque<(u32, u32, Request)> },
+  Master {
+    engine: Arc<Engine>,
+    server: Option<Server>,
+    lock: Lock,
+  },
+  Client { conn: Arc<Conn> },
+}
+
+struct Member {
+  sink: Arc<MemberSink>,
+  /// The engine session, while this process is master.
+  local: Option<SessionHandle>,
+  replay: Replay,
+}
+
+/// What re-creates a member's session on another master.
+#[derive(Default)]
+struct Replay {
+  open: Option<OpenOptions>,
+  key: Option<Key>,
+  /// Prepared statements: their SQL and last bound parameters.
+  statements: BTreeMap<u32, (String, Params)>,
+  settings: Vec<Setting>,
+  /// Its transaction was lost: the next master marks the session aborted.
+  lost_txn: bool,
+}
+
+impl Replay {
+  fn record(&mut self, request: &Request) {
+    match request {
+      Request::Open(options) => self.open = Some(options.clone()),
+      Request::Key(key) => self.key = Some(key.clone()),
+      Request::Prepare { stmt, sql } => {
+        self.statements.insert(*stmt, (sql.clone(), Params::None));
+      }
+      Request::Bind { stmt, params } | Request::Execute { stmt, params, .. } if !params.is_none() => {
+        if let Some(entry) = self.statements.get_mut(stmt) {
+          entry.1 = params.clone();
+        }
+      }
+      Request::Finalize { stmt } => {
+        self.statements.remove(stmt);
+      }
+      Request::Configure(setting) => {
+        let same = |s: &Setting| match (s, setting) {
+          (Setting::Limit { id: a, .. }, Setting::Limit { id: b, .. }) => a == b,
+          _ => std::mem::discriminant(s) == std::mem::discriminant(setting),
+        };
+        self.settings.retain(|s| !same(s));
+        self.settings.push(*setting);
+      }
+      _ => {}
+    }
+  }
+
+  fn has_key(&self) -> bool {
+    self.key.is_some() || self.open.as_ref().is_some_and(|o| o.key.is_some())
+  }
+
+  /// The requests that re-create the session, in order.
+  fn requests(&mut self) -> Vec<Request> {
+    let mut out = Vec::new();
+    let Some(open) = &self.open else { return out };
+    out.push(Request::Open(open.clone()));
+    if let Some(key) = &self.key {
+      out.push(Request::Key(key.clone()));
+    }
+    for (stmt, (sql, params)) in &self.statements {
+      out.push(Request::Prepare {
+        stmt: *stmt,
+        sql: sql.clone(),
+      });
+      if !params.is_none() {
+        out.push(Request::Bind {
+          stmt: *stmt,
+          params: params.clone(),
+        });
+      }
+    }
+    out.extend(self.settings.iter().map(|s| Request::Configure(*s)));
+    if std::mem::take(&mut self.lost_txn) {
+      out.push(Request::Abort);
+    }
+    out
+  }
+
+  fn sql_of(&self, request: &Request) -> Option<String> {
+    match request {
+      Request::Query { sql, .. } | Request::Exec { sql } => Some(sql.clone()),
+      Request::Execute { stmt, .. } => self.statements.get(stmt).map(|(sql, _)| sql.clone()),
+      _ => None,
+    }
+  }
+}
+
+/// A key never crosses the socket with `open` (DESIGN §6); `init({ key })` does, on an
+/// authenticated connection, because the user sent it to the master on purpose.
+fn for_the_wire(request: Request) -> Request {
+  match request {
+    Request::Open(mut options) => {
+      options.key = None;
+      Request::Open(options)
+    }
+    other => other,
+  }
+}
+
+/// A member's deliveries: tracks its transaction state and hides answers to replays.
+pub struct MemberSink {
+  out: Arc<dyn Sink>,
+  in_txn: AtomicBool,
+}
+
+impl Sink for MemberSink {
+  fn send(&self, message: Outgoing) {
+    match message {
+      Outgoing::Txn(on) => self.in_txn.store(on, Ordering::Release),
+      Outgoing::Reply { id: REPLAY, .. } => {}
+      message => self.out.send(message),
+    }
+  }
+}
+
+/// One multiplexed connection to the master.
+struct Conn {
+  generation: u64,
+  master_pid: u32,
+  queue: Mutex<ConnQueue>,
+  wake: Notify,
+}
+
+#[derive(Default)]
+struct ConnQueue {
+  /// Frames not yet taken by the writer.
+  frames: Vec<Up>,
+  /// Requests written and not yet finished: `(session, id)` → (write order, request).
+  written: HashMap<(u32, u32), (u64, Request)>,
+  sequence: u64,
+  /// The link is gone: the writer stops.
+  dead: bool,
+  /// The process is leaving: the writer flushes and stops.
+  closing: bool,
+}
+
+impl Conn {
+  fn lock(&self) -> MutexGuard<'_, ConnQueue> {
+    self.queue.lock().unwrap_or_else(|e| e.into_inner())
+  }
+
+  fn push(&self, up: Up) {
+    self.lock().frames.push(up);
+    self.wake.notify_one();
+  }
+}
+
+/// A Database's membership; dropping it leaves the node.
+pub struct Membership {
+  node: Arc<Node>,
+  session: u32,
+  left: bool,
+}
+
+impl Membership {
+  /// Joins the node of `options.sock` (started if this process has none). `out` receives the
+  /// member's replies and events, starting with a `Role` once a link is up.
+  pub fn join(options: NodeOptions, out: Arc<dyn Sink>) -> Result<Membership, Error> {
+    let paths = Paths::new(&options.sock)?;
+    let node = {
+      let mut nodes = NODES.lock().unwrap_or_else(|e| e.into_inner());
+      match nodes.get(&options.sock).and_then(Weak::upgrade) {
+        Some(node) => node,
+        None => {
+          nodes.retain(|_, node| node.strong_count() > 0);
+          let node = Arc::new(Node {
+            paths,
+            options: options.clone(),
+            state: Mutex::new(State {
+              link: Link::Down {
+                pending: VecDeque::new(),
+              },
+              members: BTreeMap::new(),
+              next_session: 1,
+              generation: 0,
+              electing: false,
+              master_keyed: None,
+            }),
+          });
+          nodes.insert(options.sock.clone(), Arc::downgrade(&node));
+          node
+        }
+      }
+    };
+    let session = node.add_member(options.intent, out)?;
+    Ok(Membership {
+      node,
+      session,
+      left: false,
+    })
+  }
+
+  pub fn send(&self, id: u32, request: Request) {
+    self.node.send(self.session, id, request);
+  }
+
+  pub fn resume(&self) {
+    self.node.signal(self.session, Up::Resume { session: self.session });
+  }
+
+  pub fn interrupt(&self) {
+    self.node.signal(self.session, Up::Interrupt { session: self.session });
+  }
+
+  /// Leaves the node; `done` runs when that is complete (after a graceful handover when this
+  /// was the master's last Database).
+  pub fn leave(&mut self, done: Box<dyn FnOnce() + Send>) {
+    if !std::mem::replace(&mut self.left, true) {
+      self.node.clone().remove_member(self.session, done);
+    } else {
+      done();
+    }
+  }
+}
+
+impl Drop for Membership {
+  fn drop(&mut self) {
+    if !self.left {
+      self.leave(Box::new(|| {}));
+    }
+  }
+}
+
+enum Attempt {
+  /// No master now: try the lock, or again later.
+  Retry,
+  /// A master answered and refused us, or cannot be used: give up with this error.
+  Fatal(Error),
+}
+
+impl Node {
+  fn lock(&self) -> MutexGuard<'_, State> {
+    self.state.lock().unwrap_or_else(|e| e.into_inner())
+  }
+
+  fn add_member(self: &Arc<Self>, intent: Intent, out: Arc<dyn Sink>) -> Result<u32, Error> {
+    let mut state = self.lock();
+    if let (Intent::Serve, Link::Client { conn }) = (intent, &state.link) {
+      return Err(master_exists(&self.paths, Some(conn.master_pid)));
+    }
+    let session = state.next_session;
+    state.next_session += 1;
+    let sink = Arc::new(MemberSink {
+      out,
+      in_txn: AtomicBool::new(false),
+    });
+    let mut member = Member {
+      sink: sink.clone(),
+      local: None,
+      replay: Replay::default(),
+    };
+    match &state.link {
+      Link::Master { engine, .. } => {
+        member.local = Some(engine.attach(sink.clone()));
+        sink.send(Outgoing::Role {
+          role: Role::Master,
+          master_pid: std::process::id(),
+        });
+      }
+      Link::Client { conn } => {
+        conn.push(Up::Attach { session });
+        sink.send(Outgoing::Role {
+          role: Role::Client,
+          master_pid: conn.master_pid,
+        });
+      }
+      Link::Down { .. } => {}
+    }
+    state.members.insert(session, member);
+    if matches!(state.link, Link::Down { .. }) {
+      self.start_election(&mut state);
+    }
+    Ok(session)
+  }
+
+  fn send(self: &Arc<Self>, session: u32, id: u32, request: Request) {
+    let mut state = self.lock();
+    if let Link::Down { pending } = &mut state.link {
+      pending.push_back((session, id, request));
+      self.start_election(&mut state);
+      return;
+    }
+    Self::dispatch(&mut state, session, id, request);
+  }
+
+  /// Records a request for replay and hands it to the link (which must be up).
+  fn dispatch(state: &mut State, session: u32, id: u32, request: Request) {
+    let Some(member) = state.members.get_mut(&session) else { return };
+    member.replay.record(&request);
+    match &state.link {
+      Link::Master { .. } => {
+        if let Some(local) = &member.local {
+          local.send(id, request);
+        }
+      }
+      Link::Client { conn } => conn.push(Up::Request {
+        session,
+        id,
+        request: for_the_wire(request),
+      }),
+      Link::Down { .. } => unreachable!("dispatch needs a link"),
+    }
+  }
+
+  /// `Resume` and `Interrupt`: meaningful only for the current link.
+  fn signal(&self, session: u32, up: Up) {
+    let state = self.lock();
+    match &state.link {
+      Link::Master { .. } => {
+        if let Some(local) = state.members.get(&session).and_then(|m| m.local.as_ref()) {
+          match up {
+            Up::Resume { .. } => local.resume(),
+            _ => local.interrupt(),
+          }
+        }
+      }
+      Link::Client { conn } => conn.push(up),
+      Link::Down { .. } => {}
+    }
+  }
+
+  fn remove_member(self: Arc<Self>, session: u32, done: Box<dyn FnOnce() + Send>) {
+    let mut state = self.lock();
+    let Some(member) = state.members.remove(&session) else {
+      drop(state);
+      return done();
+    };
+    match &mut state.link {
+      Link::Client { conn } => conn.push(Up::Detach { session }),
+      Link::Down { pending } => pending.retain(|(s, _, _)| *s != session),
+      Link::Master { .. } => {}
+    }
+    drop(member); // a local session detaches from the engine here
+    if !state.members.is_empty() {
+      drop(state);
+      return done();
+    }
+    {
+      let mut nodes = NODES.lock().unwrap_or_else(|e| e.into_inner());
+      if nodes.get(&self.options.sock).is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(&self))) {
+        nodes.remove(&self.options.sock);
+      }
+    }
+    let link = std::mem::replace(
+      &mut state.link,
+      Link::Down {
+        pending: VecDeque::new(),
+      },
+    );
+    drop(state);
+    match link {
+      Link::Master { engine, server, lock } => {
+        // Graceful handover (DESIGN §4): stop accepting, answer or roll back what clients
+        // sent, tell them, close SQLite, then release the lock.
+        let paths = self.paths.clone();
+        super::runtime().spawn(async move {
+          if let Some(server) = server {
+            server.shutdown().await;
+          }
+          paths.unpublish();
+          let _ = tokio::task::spawn_blocking(move || engine.barrier()).await;
+          drop(lock);
+          done();
+        });
+      }
+      Link::Client { conn } => {
+        let mut queue = conn.lock();
+        queue.closing = true;
+        drop(queue);
+        conn.wake.notify_one();
+        done();
+      }
+      Link::Down { .. } => done(),
+    }
+  }
+
+  fn start_election(self: &Arc<Self>, state: &mut State) {
+    if !state.electing {
+      state.electing = true;
+      super::runtime().spawn(elect(self.clone()));
+    }
+  }
+
+  fn can_lead(&self) -> bool {
+    if self.options.intent == Intent::Connect {
+      return false;
+    }
+    let state = self.lock();
+    state.master_keyed != Some(true) || state.members.values().any(|m| m.replay.has_key())
+  }
+
+  fn has_members(&self) -> bool {
+    !self.lock().members.is_empty()
+  }
+
+  /// The election failed: every waiting request gets `error`.
+  fn fail(&self, error: Error) {
+    let mut state = self.lock();
+    state.electing = false;
+    if let Link::Down { pending } = &mut state.link {
+      let pending = std::mem::take(pending);
+      for (session, id, _) in pending {
+        if let Some(member) = state.members.get(&session) {
+          member.sink.send(Outgoing::Reply {
+            id,
+            response: Response::Error(error.clone()),
+          });
+        }
+      }
+    }
+  }
+
+  fn become_client(self: &Arc<Self>, reader: FrameReader<OwnedReadHalf>, write: OwnedWriteHalf, challenge: Challenge) {
+    let mut state = self.lock();
+    if state.members.is_empty() {
+      state.electing = false;
+      return;
+    }
+    state.generation += 1;
+    state.master_keyed = Some(challenge.keyed);
+    let conn = Arc::new(Conn {
+      generation: state.generation,
+      master_pid: challenge.pid,
+      queue: Mutex::new(ConnQueue::default()),
+      wake: Notify::new(),
+    });
+    for (session, member) in state.members.iter_mut() {
+      member.local = None;
+      conn.push(Up::Attach { session: *session });
+      for request in member.replay.requests() {
+        conn.push(Up::Request {
+          session: *session,
+          id: REPLAY,
+          request: for_the_wire(request),
+        });
+      }
+      member.sink.send(Outgoing::Role {
+        role: Role::Client,
+        master_pid: challenge.pid,
+      });
+    }
+    let pending = match std::mem::replace(&mut state.link, Link::Client { conn: conn.clone() }) {
+      Link::Down { pending } => pending,
+      _ => VecDeque::new(),
+    };
+    for (session, id, request) in pending {
+      Self::dispatch(&mut state, session, id, request);
+    }
+    state.electing = false;
+    drop(state);
+    let runtime = super::runtime();
+    runtime.spawn(client_writer(conn.clone(), write, Arc::downgrade(self)));
+    runtime.spawn(client_reader(conn, reader, Arc::downgrade(self)));
+  }
+
+  fn become_master(self: &Arc<Self>, lock: Lock) {
+    let listener = match self.paths.bind() {
+      Ok(listener) => listener,
+      Err(e) => return self.fail(e),
+    };
+    let engine = Engine::for_file(&self.options.filename);
+    let mut state = self.lock();
+    if state.members.is_empty() {
+      state.electing = false;
+      return;
+    }
+    // Members holding the key open the connection first.
+    let mut order: Vec<u32> = state.members.keys().copied().collect();
+    order.sort_by_key(|s| !state.members[s].replay.has_key());
+    for session in order {
+      let member = state.members.get_mut(&session).expect("listed above");
+      let local = engine.attach(member.sink.clone());
+      for request in member.replay.requests() {
+        local.send(REPLAY, request);
+      }
+      member.local = Some(local);
+      member.sink.send(Outgoing::Role {
+        role: Role::Master,
+        master_pid: std::process::id(),
+      });
+    }
+    let pending = match std::mem::replace(
+      &mut state.link,
+      Link::Master {
+        engine: engine.clone(),
+        server: None,
+        lock,
+      },
+    ) {
+      Link::Down { pending } => pending,
+      _ => VecDeque::new(),
+    };
+    for (session, id, request) in pending {
+      Self::dispatch(&mut state, session, id, request);
+    }
+    let keyed = state
+      .members
+      .values()
+      .any(|m| m.replay.has_key() || m.replay.open.as_ref().is_some_and(|o| o.deferred_key));
+    let config = ServerConfig {
+      engine,
+      secret: self.options.secret.clone(),
+      keyed,
+    };
+    match Server::start(listener, config) {
+      Ok(server) => {
+        if let Link::Master { server: slot, .. } = &mut state.link {
+          *slot = Some(server);
+        }
+      }
+      Err(_) => self.paths.unpublish(), // this process still works; clients time out clearly
+    }
+    state.electing = false;
+  }
+
+  /// The connection of `generation` ended: `graceful` after the master's `Closing`.
+  fn link_lost(self: &Arc<Self>, generation: u64, graceful: bool) {
+    let mut state = self.lock();
+    let conn = match &state.link {
+      Link::Client { conn } if conn.generation == generation => conn.clone(),
+      _ => return,
+    };
+    let (unsent, written) = {
+      let mut queue = conn.lock();
+      queue.dead = true;
+      (std::mem::take(&mut queue.frames), std::mem::take(&mut queue.written))
+    };
+    conn.wake.notify_one();
+    let mut written: Vec<_> = written.into_iter().collect();
+    written.sort_by_key(|(_, (sequence, _))| *sequence);
+    let mut pending = VecDeque::new();
+    for ((session, id), (_, request)) in written {
+      let Some(member) = state.members.get_mut(&session) else { continue };
+      if id == REPLAY {
+        continue; // replays are made again from the member's state
+      }
+      if graceful {
+        // The master read it but promised it never ran: the next master runs it.
+        pending.push_back((session, id, request));
+        continue;
+      }
+      if member.replay.sql_of(&request).is_some_and(|sql| begins_transaction(&sql)) {
+        member.replay.lost_txn = true;
+      }
+      let error = cluster_error(
+        ClusterCode::MasterLost,
+        format!(
+          "the master (pid {}) was lost before it answered; the statement may or may not have run, check before repeating it",
+          conn.master_pid
+        ),
+      );
+      member.sink.send(Outgoing::Reply {
+        id,
+        response: Response::Error(error),
+      });
+    }
+    for up in unsent {
+      if let Up::Request { session, id, request } = up {
+        if id != REPLAY {
+          pending.push_back((session, id, request));
+        }
+      }
+    }
+    for member in state.members.values_mut() {
+      if member.sink.in_txn.swap(false, Ordering::AcqRel) {
+        member.replay.lost_txn = true;
+      }
+      member.sink.out.reset();
+    }
+    state.link = Link::Down { pending };
+    if !state.members.is_empty() {
+      self.start_election(&mut state);
+    }
+  }
+
+  /// Delivers what the master sent.
+  fn deliver(&self, frames: &mut Vec<Down>) {
+    let state = self.lock();
+    for down in frames.drain(..) {
+      if let Down::Message { session, message } = down {
+        if let Some(member) = state.members.get(&session) {
+          member.sink.send(message);
+        }
+      }
+    }
+  }
+}
+
+fn master_exists(paths: &Paths, pid: Option<u32>) -> Error {
+  let pid = pid.or_else(|| paths.holder_pid());
+  let who = pid.map_or("another process".to_string(), |p| format!("process {p}"));
+  cluster_error(
+    ClusterCode::MasterExists,
+    format!(
+      "{who} is already the master of {} (pid {}); connect to it (leave `serve` unset) instead",
+      paths.sock.display(),
+      pid.map_or("unknown".into(), |p| p.to_string())
+    ),
+  )
+}
+
+async fn elect(node: Arc<Node>) {
+  let options = node.options.clone();
+  let deadline = Instant::now() + options.connect_timeout;
+  let mut delay = Duration::from_millis(1);
+  let mut stalled_pid = None;
+  loop {
+    if !node.has_members() {
+      node.lock().electing = false;
+      return;
+    }
+    if options.intent != Intent::Serve {
+      match connect(&node, deadline).await {
+        Ok((reader, write, challenge)) => return node.become_client(reader, write, challenge),
+        Err(Attempt::Fatal(e)) => return node.fail(e),
+        Err(Attempt::Retry) => {}
+      }
+    }
+    if node.can_lead() {
+      match node.paths.try_lock() {
+        Ok(Some(lock)) => return node.become_master(lock),
+        Ok(None) if options.intent == Intent::Serve => return node.fail(master_exists(&node.paths, None)),
+        Ok(None) => stalled_pid = node.paths.holder_pid(),
+        Err(e) => return node.fail(e),
+      }
+    }
+    let now = Instant::now();
+    if now >= deadline {
+      let why = match stalled_pid {
+        Some(pid) => format!("the master (pid {pid}) holds the lock but does not answer (stopped?)"),
+        None if options.intent == Intent::Connect => "no process serves it (a `connect` client never becomes master)".into(),
+        None => "no process serves it".into(),
+      };
+      return node.fail(cluster_error(
+        ClusterCode::NoMaster,
+        format!(
+          "no master at {} within {} ms: {why}",
+          options.sock.display(),
+          options.connect_timeout.as_millis()
+        ),
+      ));
+    }
+    let jitter = Duration::from_micros(u64::from(auth::nonce()[0]) * delay.as_micros() as u64 / 256);
+    tokio::time::sleep((delay + jitter).min(deadline - now)).await;
+    delay = (delay * 2).min(Duration::from_millis(50));
+  }
+}
+
+/// Connects and authenticates (both ways) to the master, if one answers.
+async fn connect(
+  node: &Node,
+  deadline: Instant,
+) -> Result<(FrameReader<OwnedReadHalf>, OwnedWriteHalf, Challenge), Attempt> {
+  use std::io::ErrorKind;
+  let sock = &node.paths.sock;
+  let stream = match UnixStream::connect(sock).await {
+    Ok(stream) => stream,
+    Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => return Err(Attempt::Retry),
+    Err(e) => {
+      return Err(Attempt::Fatal(Error::sqlite(
+        rusqlite::ffi::SQLITE_CANTOPEN,
+        format!("cannot connect to the cluster socket {}: {e}", sock.display()),
+      )))
+    }
+  };
+  match stream.peer_cred() {
+    Ok(cred) if cred.uid() == auth::euid() => {}
+    Ok(cred) => {
+      return Err(Attempt::Fatal(cluster_error(
+        ClusterCode::Auth,
+        format!(
+          "the process serving {} runs as uid {}, not as this process's uid {}: refusing to talk to it",
+          sock.display(),
+          cred.uid(),
+          auth::euid()
+        ),
+      )))
+    }
+    Err(_) => return Err(Attempt::Retry),
+  }
+  let (read, mut write) = stream.into_split();
+  let mut reader = FrameReader::new(read, wire::HANDSHAKE_LIMIT);
+  let secret = node.options.secret.clone();
+  let handshake = async {
+    let nonce = auth::nonce();
+    let hello = Hello {
+      magic: wire::MAGIC,
+      version: wire::VERSION,
+      pid: std::process::id(),
+      nonce,
+    };
+    let mut out = Vec::new();
+    wire::encode(&hello, &mut out).map_err(|_| Attempt::Retry)?;
+    write.write_all(&out).await.map_err(|_| Attempt::Retry)?;
+    let challenge: Challenge = match reader.next().await {
+      Ok(Some(c)) => c,
+      Ok(None) | Err(wire::WireError::Io(_)) => return Err(Attempt::Retry),
+      Err(e) => {
+        return Err(Attempt::Fatal(cluster_error(
+          ClusterCode::Protocol,
+          format!("the process at {} is not a sqlite3-cluster master this version understands ({e})", sock.display()),
+        )))
+      }
+    };
+    if challenge.magic != wire::MAGIC || challenge.version != wire::VERSION {
+      return Err(Attempt::Fatal(cluster_error(
+        ClusterCode::Protocol,
+        format!(
+          "the master (pid {}) speaks cluster protocol {}, this process speaks {}: run one sqlite3-cluster version in every process",
+          challenge.pid,
+          challenge.version,
+          wire::VERSION
+        ),
+      )));
+    }
+    let ours = secret.as_deref();
+    if !auth::verify(ours, auth::MASTER, &nonce, &challenge.nonce, challenge.proof.as_ref()) {
+      let why = match (ours, challenge.proof) {
+        (None, _) => "the master requires a `secret` and this process has none",
+        (Some(_), None) => "this process has a `secret` but the master has none",
+        (Some(_), Some(_)) => "the master does not know this process's `secret`",
+      };
+      return Err(Attempt::Fatal(cluster_error(
+        ClusterCode::Auth,
+        format!("{why} (master pid {}); give every process the same `secret`", challenge.pid),
+      )));
+    }
+    let proof = Proof {
+      proof: ours.map(|s| auth::prove(s, auth::CLIENT, &challenge.nonce, &nonce)),
+    };
+    out.clear();
+    wire::encode(&proof, &mut out).map_err(|_| Attempt::Retry)?;
+    write.write_all(&out).await.map_err(|_| Attempt::Retry)?;
+    match reader.next::<Verdict>().await {
+      Ok(Some(Verdict::Welcome)) => Ok(challenge),
+      Ok(Some(Verdict::Refused(why))) => Err(Attempt::Fatal(cluster_error(
+        ClusterCode::Auth,
+        format!("the master (pid {}) refused this process: {why}", challenge.pid),
+      ))),
+      _ => Err(Attempt::Retry),
+    }
+  };
+  let limit = deadline
+    .saturating_duration_since(Instant::now())
+    .clamp(Duration::from_millis(50), Duration::from_secs(5));
+  match tokio::time::timeout(limit, handshake).await {
+    Ok(Ok(challenge)) => {
+      reader.set_limit(wire::FRAME_LIMIT);
+      Ok((reader, write, challenge))
+    }
+    Ok(Err(attempt)) => Err(attempt),
+    Err(_) => Err(Attempt::Retry),
+  }
+}
+
+async fn client_writer(conn: Arc<Conn>, mut write: OwnedWriteHalf, node: Weak<Node>) {
+  let mut buffer = Vec::with_capacity(64 << 10);
+  loop {
+    conn.wake.notified().await;
+    let (frames, closing) = {
+      let mut queue = conn.lock();
+      if queue.dead {
+        return;
+      }
+      let frames = std::mem::take(&mut queue.frames);
+      for up in &frames {
+        if let Up::Request { session, id, request } = up {
+          queue.sequence += 1;
+          let sequence = queue.sequence;
+          queue.written.insert((*session, *id), (sequence, request.clone()));
+        }
+      }
+      (frames, queue.closing)
+    };
+    buffer.clear();
+    for up in &frames {
+      if let Err(e) = wire::encode(up, &mut buffer) {
+        // Too large to send: answer it here instead.
+        if let Up::Request { session, id, .. } = up {
+          conn.lock().written.remove(&(*session, *id));
+          if let Some(node) = node.upgrade() {
+            let error = Error::sqlite(rusqlite::ffi::SQLITE_TOOBIG, format!("the request cannot be sent to the master: {e}"));
+            let mut reply = vec![Down::Message {
+              session: *session,
+              message: Outgoing::Reply {
+                id: *id,
+                response: Response::Error(error),
+              },
+            }];
+            node.deliver(&mut reply);
+          }
+        }
+      }
+    }
+    if !buffer.is_empty() && write.write_all(&buffer).await.is_err() {
+      if let Some(node) = node.upgrade() {
+        node.link_lost(conn.generation, false);
+      }
+      return;
+    }
+    if closing {
+      let _ = write.shutdown().await;
+      return;
+    }
+    if buffer.capacity() > 4 << 20 {
+      buffer = Vec::with_capacity(64 << 10);
+    }
+  }
+}
+
+async fn client_reader(conn: Arc<Conn>, mut reader: FrameReader<OwnedReadHalf>, node: Weak<Node>) {
+  let mut frames = Vec::new();
+  loop {
+    frames.clear();
+    let result = reader.batch::<Down>(&mut frames).await;
+    let ended = result.is_err() || frames.is_empty();
+    let mut graceful = false;
+    {
+      let mut queue = conn.lock();
+      for down in &frames {
+        if let Some(key) = down.finishes_request() {
+          queue.written.remove(&key);
+        }
+        graceful |= matches!(down, Down::Closing);
+      }
+      if queue.closing && ended {
+        return; // we left; the master closed its end
+      }
+    }
+    let Some(node) = node.upgrade() else { return };
+    node.deliver(&mut frames);
+    if graceful || ended {
+      node.link_lost(conn.generation, graceful);
+      return;
+    }
+  }
+}

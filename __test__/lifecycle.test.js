@@ -958,16 +958,15 @@ describe('this package only: escape, create() and process lifetime', () => {
     await expect(ours.create(null)).rejects.toThrow(TypeError)
   })
 
-  test('create({ filename, serve: true }) rejects with code CLUSTER_NOT_SUPPORTED (no cluster mode yet)', async () => {
+  test('create({ serve: true }) makes this process the master; a second serve in the same process shares it', async () => {
     const file = tmpFile('serve')
-    let err
-    try {
-      track(await ours.create({ filename: file, serve: true }))
-    } catch (e) {
-      err = e
-    }
-    expect(err).toBeInstanceOf(Error)
-    expect(err.code).toBe('CLUSTER_NOT_SUPPORTED')
+    const a = track(await ours.create({ filename: file, serve: true }))
+    const b = track(await ours.create({ filename: file, serve: true }))
+    expect(a.cluster).toEqual({ role: 'master', sock: expect.stringMatching(/\.cluster\/sock$/), masterPid: process.pid })
+    expect(b.cluster).toEqual(a.cluster)
+    await new Promise((resolve, reject) => a.run('CREATE TABLE t(x)', (e) => (e ? reject(e) : resolve())))
+    const rows = await new Promise((resolve, reject) => b.all('SELECT name FROM sqlite_master', (e, r) => (e ? reject(e) : resolve(r))))
+    expect(rows).toEqual([{ name: 't' }])
   })
 
   test("create('path') is create({ filename: 'path' })", async () => {

@@ -1,13 +1,15 @@
 'use strict'
-// The demo: a primary and N workers (node:cluster) share one SQLCipher-encrypted database.
-// Every worker writes and reads for a few seconds; the primary prints live progress, then a
+// The demo: N worker processes (node:cluster) share one SQLCipher-encrypted database through
+// sqlite3-cluster. The workers start in auto mode: one of them becomes master, the others its
+// clients. Halfway through, the demo kills the master with SIGKILL: a client takes over within
+// milliseconds and a replacement worker joins. The primary prints live progress, then a
 // summary, and checks that every acknowledged write is in the file exactly once.
 //
-//   npm run demo                 # 4 workers, 5 seconds
+//   npm run demo                                  # 4 workers, 6 seconds, one failover
 //   DEMO_WORKERS=8 DEMO_SECONDS=10 npm run demo
+//   DEMO_KILLS=0 npm run demo                     # no failover
 //
-// Until cluster mode lands, each process opens the file itself (standalone, WAL mode, with a
-// busy timeout); the API the demo uses does not change when a master serves them.
+// You can also kill the master yourself (its pid is on the progress line): kill -9 <pid>.
 
 const cluster = require('cluster')
 const fs = require('fs')
@@ -16,8 +18,10 @@ const path = require('path')
 const sqlite = require('..')
 
 const WORKERS = Number(process.env.DEMO_WORKERS || 4)
-const SECONDS = Number(process.env.DEMO_SECONDS || 5)
-const FILE = process.env.DEMO_FILE || path.join(os.tmpdir(), `sqlite3-cluster-demo-${process.ppid || process.pid}.db`)
+const SECONDS = Number(process.env.DEMO_SECONDS || 6)
+const KILLS = Number(process.env.DEMO_KILLS ?? 1)
+const DIR = process.env.DEMO_DIR || fs.mkdtempSync(path.join(os.tmpdir(), 'sqlite3-cluster-demo-'))
+const FILE = path.join(DIR, 'demo.db')
 // A demo key. Real applications read theirs from a secret store, never from source code.
 const KEY = 'demo passphrase: correct horse battery staple'
 
@@ -28,81 +32,136 @@ const call = (db, method, ...args) =>
   }))
 
 async function primary() {
-  for (const suffix of ['', '-wal', '-shm']) fs.rmSync(FILE + suffix, { force: true })
-  const db = await sqlite.create({ filename: FILE, key: KEY, standalone: true })
-  await call(db, 'exec', `PRAGMA journal_mode = WAL;
-    CREATE TABLE events (id INTEGER PRIMARY KEY, worker INTEGER NOT NULL, seq INTEGER NOT NULL,
-                         payload TEXT NOT NULL, UNIQUE (worker, seq))`)
   console.log(`sqlite3-cluster demo: ${WORKERS} workers share ${FILE} (SQLCipher, AES-256) for ${SECONDS} s`)
-
-  const stats = new Map()
+  const stats = new Map() // worker number -> latest counters
+  const acked = new Map() // worker number -> acknowledged sequence numbers
+  const roles = [] // { at, role, pid }
+  let master = null
+  let next = 1
   const started = Date.now()
-  for (let i = 1; i <= WORKERS; i++) {
-    const worker = cluster.fork({ DEMO_WORKER: String(i), DEMO_FILE: FILE })
-    worker.on('message', (m) => stats.set(i, m))
+  const ending = started + SECONDS * 1000
+
+  const fork = () => {
+    const n = next++
+    const worker = cluster.fork({ DEMO_WORKER: String(n), DEMO_END: String(ending), DEMO_FILE: FILE })
+    acked.set(n, [])
+    worker.on('message', (m) => {
+      if (m.role) {
+        roles.push({ at: m.at, role: m.role, pid: m.pid })
+        if (m.role === 'master') master = m.pid
+        return
+      }
+      stats.set(n, m.stats)
+      acked.get(n).push(...m.acked)
+    })
+    return worker
   }
+  for (let i = 0; i < WORKERS; i++) fork()
+
+  const failovers = []
+  const killAt = (k) => started + (SECONDS * 1000 * (k + 1)) / (KILLS + 1)
   const progress = setInterval(() => {
     const total = [...stats.values()].reduce((a, s) => a + s.writes + s.reads, 0)
     const seconds = (Date.now() - started) / 1000
-    process.stdout.write(`\r  ${seconds.toFixed(1)} s  ${total} operations  ${Math.round(total / seconds)} ops/s   `)
-  }, 250)
+    process.stdout.write(`\r  ${seconds.toFixed(1)} s  master pid ${master ?? '…'}  ${total} operations  ` +
+      `${Math.round(total / seconds)} ops/s   `)
+    if (failovers.length < KILLS && Date.now() >= killAt(failovers.length) && master !== null) {
+      const victim = master
+      master = null
+      failovers.push({ killed: victim, at: Date.now() })
+      process.kill(victim, 'SIGKILL')
+      process.stdout.write(`\n  killed the master (pid ${victim}) with SIGKILL\n`)
+      if (Date.now() < ending - 1000) fork()
+    }
+  }, 100)
+
   await new Promise((resolve) => {
-    let exited = 0
-    cluster.on('exit', (worker, code) => {
-      if (code !== 0) console.error(`\nworker ${worker.id} exited with code ${code}`)
-      if (++exited === WORKERS) resolve()
+    cluster.on('exit', () => {
+      if (Object.keys(cluster.workers).length === 0) resolve()
     })
   })
   clearInterval(progress)
   const seconds = (Date.now() - started) / 1000
 
-  const acknowledged = [...stats.values()].reduce((a, s) => a + s.writes, 0)
-  const reads = [...stats.values()].reduce((a, s) => a + s.reads, 0)
-  const stored = await call(db, 'get', 'SELECT count(*) AS n, count(DISTINCT worker || \':\' || seq) AS distinct_n FROM events')
+  // Check the file directly, in this process.
+  const db = await sqlite.create({ filename: FILE, key: KEY, standalone: true })
+  const rows = await call(db, 'all', 'SELECT worker, seq, count(*) AS n FROM events GROUP BY worker, seq')
   const integrity = await call(db, 'get', 'PRAGMA integrity_check')
   await call(db, 'close')
+  const stored = new Map(rows.map((r) => [`${r.worker}:${r.seq}`, r.n]))
+  const ackedKeys = [...acked].flatMap(([n, seqs]) => seqs.map((s) => `${n}:${s}`))
+  const lost = ackedKeys.filter((k) => stored.get(k) !== 1).length
+  const duplicated = rows.filter((r) => r.n > 1).length
   const header = fs.readFileSync(FILE).subarray(0, 16).toString('latin1')
+  const sum = (field) => [...stats.values()].reduce((a, s) => a + s[field], 0)
 
   console.log('\n')
-  console.log(`  workers            ${WORKERS}`)
-  console.log(`  writes (acked)     ${acknowledged}  (${Math.round(acknowledged / seconds)}/s)`)
-  console.log(`  reads              ${reads}  (${Math.round(reads / seconds)}/s)`)
-  console.log(`  rows in the file   ${stored.n} (${stored.distinct_n} distinct)`)
-  console.log(`  integrity_check    ${integrity.integrity_check}`)
-  console.log(`  file header        ${header.startsWith('SQLite format 3') ? 'PLAINTEXT (not encrypted!)' : 'random salt: encrypted'}`)
-  const ok = stored.n === acknowledged && stored.distinct_n === acknowledged && integrity.integrity_check === 'ok'
+  console.log(`  workers             ${WORKERS} (+${next - 1 - WORKERS} replacements)`)
+  console.log(`  writes (acked)      ${ackedKeys.length}  (${Math.round(ackedKeys.length / seconds)}/s)`)
+  console.log(`  reads               ${sum('reads')}  (${Math.round(sum('reads') / seconds)}/s)`)
+  console.log(`  writes unconfirmed  ${sum('unconfirmed')}  (in flight when a master died: CLUSTER_MASTER_LOST / TXN_ABORTED)`)
+  for (const f of failovers) {
+    const taken = roles.find((r) => r.role === 'master' && r.at >= f.at && r.pid !== f.killed)
+    console.log(`  failover            master ${f.killed} killed; ${taken ? `pid ${taken.pid} took over in ${taken.at - f.at} ms` : 'no new master seen'}`)
+  }
+  console.log(`  rows in the file    ${rows.length} (${duplicated} duplicated)`)
+  console.log(`  acked writes lost   ${lost}`)
+  console.log(`  integrity_check     ${integrity.integrity_check}`)
+  console.log(`  file header         ${header.startsWith('SQLite format 3') ? 'PLAINTEXT (not encrypted!)' : 'random salt: encrypted'}`)
+  const ok = lost === 0 && duplicated === 0 && integrity.integrity_check === 'ok'
   console.log(ok ? '\nOK: every acknowledged write is in the database exactly once.' : '\nFAILED: see above.')
-  for (const suffix of ['', '-wal', '-shm']) fs.rmSync(FILE + suffix, { force: true })
+  if (!process.env.DEMO_DIR) fs.rmSync(DIR, { recursive: true, force: true })
   process.exitCode = ok ? 0 : 1
 }
 
 async function worker() {
   const id = Number(process.env.DEMO_WORKER)
-  const db = await sqlite.create({ filename: FILE, key: KEY, standalone: true, busyTimeout: 10000 })
-  const stats = { writes: 0, reads: 0 }
-  const until = Date.now() + SECONDS * 1000
+  const end = Number(process.env.DEMO_END)
+  const db = await sqlite.create({ filename: process.env.DEMO_FILE, key: KEY })
+  const announce = (role) => process.send({ role, pid: process.pid, at: Date.now() })
+  announce(db.cluster.role)
+  db.on('role', announce)
+  await call(db, 'exec', `PRAGMA journal_mode = WAL;
+    CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, worker INTEGER NOT NULL,
+                                       seq INTEGER NOT NULL, payload TEXT NOT NULL)`)
+  const stats = { writes: 0, reads: 0, unconfirmed: 0 }
   let seq = 0
+  let fresh = []
   let lastReport = 0
-  while (Date.now() < until) {
-    // A batch of writes in one transaction, then some reads of what others wrote.
-    await call(db, 'run', 'BEGIN IMMEDIATE')
+  while (Date.now() < end) {
+    // 50 writes in one transaction, all sent at once, then 100 reads.
     const batch = []
+    const begin = call(db, 'run', 'BEGIN IMMEDIATE')
     for (let i = 0; i < 50; i++) {
-      batch.push(call(db, 'run', 'INSERT INTO events (worker, seq, payload) VALUES (?, ?, ?)', id, ++seq, `event ${seq} of worker ${id}`))
+      const s = ++seq
+      batch.push(s)
+      call(db, 'run', 'INSERT INTO events (worker, seq, payload) VALUES (?, ?, ?)', id, s, `event ${s} of worker ${id}`)
+        .catch(() => {}) // the COMMIT below decides
     }
-    await Promise.all(batch)
-    await call(db, 'run', 'COMMIT')
-    stats.writes += batch.length
+    try {
+      await begin
+      await call(db, 'run', 'COMMIT')
+      stats.writes += batch.length
+      fresh.push(...batch)
+    } catch (e) {
+      // The master died during this transaction: it is gone, and so is every write in it
+      // unless the COMMIT itself was in flight. Either way nothing is retried blindly.
+      stats.unconfirmed += batch.length
+      await call(db, 'run', 'ROLLBACK').catch(() => {})
+    }
     const reads = []
-    for (let i = 0; i < 100; i++) reads.push(call(db, 'get', 'SELECT payload FROM events WHERE id = ?', 1 + ((seq * 7 + i) % Math.max(1, stats.writes))))
+    for (let i = 0; i < 100; i++) {
+      reads.push(call(db, 'get', 'SELECT payload FROM events WHERE id = ?', 1 + ((seq * 7 + i) % Math.max(1, seq))).then(
+        () => stats.reads++, () => {}))
+    }
     await Promise.all(reads)
-    stats.reads += reads.length
-    if (Date.now() - lastReport > 200) {
-      process.send(stats)
+    if (Date.now() - lastReport > 100) {
+      process.send({ stats, acked: fresh })
+      fresh = []
       lastReport = Date.now()
     }
   }
-  process.send(stats)
+  process.send({ stats, acked: fresh })
   await call(db, 'close')
   process.disconnect()
 }

@@ -14,19 +14,32 @@ export interface CreateOptions {
   mode?: number
   /** Errors carry the JavaScript call site (process-wide). */
   verbose?: boolean
-  /** Open the file in this process only. */
+  /** Open the file in this process only (default on a 1-CPU machine when serve/connect are unset). */
   standalone?: boolean
-  /** Become the cluster master (cluster mode; next release). */
+  /** Become the master now; rejects with CLUSTER_MASTER_EXISTS (and `masterPid`) if another process is. */
   serve?: boolean
-  /** Connect to a cluster master (cluster mode; next release). */
+  /** Client only: wait up to `connectTimeout` for a master, never become one. */
   connect?: boolean
+  /** Unix socket path (at most 107 bytes). Default: `<dir of realpath(filename)>/.<basename>.cluster/sock`. */
   sock?: string
+  /** Shared secret: master and clients prove it to each other (HMAC-SHA256); it never travels. */
   secret?: string | Buffer
+  /** How long a client waits for a master, at start and after failover (default 10000 ms). */
   connectTimeout?: number
   /** SQLite busy timeout in ms (default 5000). */
   busyTimeout?: number
+  /** A session idle inside a transaction this long is rolled back (default 30000 ms; the master's value applies). */
   transactionTimeout?: number
 }
+
+/** Codes of this package's errors (`err.code`), beside SQLite's `SQLITE_*` codes. */
+export type ClusterErrorCode =
+  | 'CLUSTER_MASTER_EXISTS'
+  | 'CLUSTER_NO_MASTER'
+  | 'CLUSTER_MASTER_LOST'
+  | 'CLUSTER_TXN_ABORTED'
+  | 'CLUSTER_AUTH'
+  | 'CLUSTER_PROTOCOL'
 
 export interface ClusterInfo {
   role: 'standalone' | 'master' | 'client'
@@ -42,6 +55,8 @@ export interface RunResult extends Statement {
 export interface SqliteError extends Error {
   errno: number
   code: string
+  /** With CLUSTER_MASTER_EXISTS: the pid of the live master. */
+  masterPid?: number | null
 }
 
 export class Statement extends EventEmitter {
@@ -111,6 +126,8 @@ export class Database extends EventEmitter {
   on(event: 'change', listener: (type: 'insert' | 'update' | 'delete', database: string, table: string, rowid: number) => void): this
   on(event: 'error', listener: (err: Error) => void): this
   on(event: 'open' | 'close', listener: () => void): this
+  /** Failover changed this process's role for the database. */
+  on(event: 'role', listener: (role: 'master' | 'client', masterPid: number) => void): this
   on(event: string, listener: (...args: any[]) => void): this
 }
 

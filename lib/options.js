@@ -93,6 +93,7 @@ function parseOptions(input, defaults = {}) {
   if (serve === undefined && connect === undefined && standalone === undefined) {
     serve = defaults.serve
     connect = defaults.connect
+    standalone = defaults.standalone
   }
   if (serve && connect) throw fail('serve', 'not combined with `connect: true` (a process is master or client)', serve)
   if (standalone === undefined && !serve && !connect && os.cpus().length === 1) standalone = true

@@ -464,6 +464,12 @@ describe('data through the socket', () => {
       expect(n).toBe(4)
       await until(() => traced.length >= 2)
       expect(traced).toContain('SELECT v FROM log WHERE id > 0 ORDER BY id')
+      // interrupt() reaches the statement running in the master.
+      const endless = new Promise((resolve) => db.get(
+        'WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT max(i) FROM n', (e) => resolve(e)))
+      setTimeout(() => db.interrupt(), 100)
+      const interrupted = await endless
+      expect(interrupted.code).toBe('SQLITE_INTERRUPT')
     } finally {
       await new Promise((resolve) => db.close(resolve))
     }

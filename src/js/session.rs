@@ -45,6 +45,8 @@ enum Backend {
   Local(SessionHandle),
   /// A member of the cluster of a socket (master, client, or electing).
   Cluster(Membership),
+  /// The cluster could not be joined (a bad socket path): every request gets this error.
+  Failed(crate::error::Error),
 }
 
 #[napi]
@@ -77,11 +79,10 @@ impl NativeSession {
           secret: cluster.secret.map(|s| Arc::from(s.as_ref())),
           connect_timeout: std::time::Duration::from_millis(cluster.connect_timeout.into()),
         };
-        let membership = Membership::join(options, outbox.clone()).map_err(|e| {
-          outbox.dispose();
-          napi::Error::new(Status::GenericFailure, e.display())
-        })?;
-        Backend::Cluster(membership)
+        match Membership::join(options, outbox.clone()) {
+          Ok(membership) => Backend::Cluster(membership),
+          Err(e) => Backend::Failed(e),
+        }
       }
     };
     Ok(NativeSession {
@@ -94,6 +95,10 @@ impl NativeSession {
     match &self.backend {
       Some(Backend::Local(handle)) => handle.send(id, request),
       Some(Backend::Cluster(membership)) => membership.send(id, request),
+      Some(Backend::Failed(e)) => self.outbox.send(Outgoing::Reply {
+        id,
+        response: Response::Error(e.clone()),
+      }),
       None => {}
     }
   }
@@ -246,7 +251,7 @@ impl NativeSession {
     match &self.backend {
       Some(Backend::Local(handle)) => handle.resume(),
       Some(Backend::Cluster(membership)) => membership.resume(),
-      None => {}
+      _ => {}
     }
   }
 
@@ -256,7 +261,7 @@ impl NativeSession {
     match &self.backend {
       Some(Backend::Local(handle)) => handle.interrupt(),
       Some(Backend::Cluster(membership)) => membership.interrupt(),
-      None => {}
+      _ => {}
     }
   }
 

@@ -7,11 +7,16 @@
 // kind 'callback': db has node-sqlite3's callback API (run/get/all/each/prepare/exec/close).
 // kind 'sync':     db is a better-sqlite3 Database (synchronous ceiling).
 //
-// Every connection is put in WAL mode with synchronous=NORMAL so all peers write the same way.
-// More implementations (e.g. sqlite3-cluster in client mode) can be appended to IMPLS; the
-// first entry is the subject whose ratios are printed.
+// Client implementations (`master` set) start a master process (bench/master-child.js) on the
+// file in open() and stop it in close(); the measuring process is a client. `connect(filename)`
+// opens only the client side (fan-in workers, whose master the workload starts).
+// `serialize: false` marks an implementation without db.serialize() (1.x clients throw).
+//
+// Every connection is put in WAL mode with synchronous=NORMAL so all peers write the same way
+// (for client implementations, the master's connection is the one that matters).
 
 const path = require('path')
+const { startMaster } = require('./procs')
 
 const ROOT = path.join(__dirname, '..')
 const PRAGMAS = 'PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;'
@@ -81,11 +86,79 @@ const better = {
   },
 }
 
-const IMPLS = [cluster, nodeSqlite3, better]
+// The master process behind each client Database, stopped by close().
+const masters = new WeakMap()
+
+async function openWithMaster(impl, filename) {
+  const master = await startMaster(impl.master, filename)
+  try {
+    const db = await impl.connect(filename)
+    masters.set(db, master)
+    return db
+  } catch (err) {
+    await master.stop()
+    throw err
+  }
+}
+
+async function stopMaster(db) {
+  const master = masters.get(db)
+  masters.delete(db)
+  if (master) await master.stop()
+}
+
+const clusterClient = {
+  key: 'cluster-client',
+  label: 'sqlite3-cluster (client)',
+  kind: 'callback',
+  master: 'cluster',
+  open(filename) {
+    return openWithMaster(clusterClient, filename)
+  },
+  connect(filename) {
+    return require(ROOT).create({ filename, connect: true })
+  },
+  async close(db) {
+    try {
+      await closeCallbackDb(db)
+    } finally {
+      await stopMaster(db)
+    }
+  },
+  async version(db) {
+    return (await getP(db, 'SELECT sqlite_version() AS v')).v
+  },
+}
+
+const v1Client = {
+  key: 'v1-client',
+  label: '1.x (client)',
+  kind: 'callback',
+  master: 'v1',
+  serialize: false,
+  open(filename) {
+    return openWithMaster(v1Client, filename)
+  },
+  connect(filename) {
+    return require('./v1').connect(filename)
+  },
+  async close(db) {
+    try {
+      await require('./v1').disconnect(db)
+    } finally {
+      await stopMaster(db)
+    }
+  },
+  async version(db) {
+    return (await getP(db, 'SELECT sqlite_version() AS v')).v
+  },
+}
+
+const IMPLS = [cluster, nodeSqlite3, better, clusterClient, v1Client]
 const byKey = (key) => {
   const impl = IMPLS.find((i) => i.key === key)
   if (!impl) throw new Error(`unknown implementation ${key}`)
   return impl
 }
 
-module.exports = { IMPLS, byKey, execP, getP, closeCallbackDb }
+module.exports = { IMPLS, byKey, execP, getP, closeCallbackDb, PRAGMAS }

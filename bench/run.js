@@ -1,29 +1,56 @@
 'use strict'
-// `npm run bench`: sqlite3-cluster (standalone) vs node-sqlite3 (in-process) vs better-sqlite3
-// (synchronous ceiling), on the same data in temp files, against the targets of DESIGN §9.
+// `npm run bench`: sqlite3-cluster vs node-sqlite3 vs better-sqlite3 (synchronous ceiling) vs
+// sqlite3-cluster 1.x, on the same data in temp files, against the targets of DESIGN §9.
+// Two tables:
+//   in-process    sqlite3-cluster standalone vs node-sqlite3 and better-sqlite3, each in the
+//                 measuring process with its own connection;
+//   across processes  sqlite3-cluster as a client of a master in another process vs a 1.x
+//                 client of a 1.x master, plus the fan-in workloads (a master and N worker
+//                 processes; node-sqlite3: N processes with their own connections).
 //
 //   BENCH_QUICK=1 npm run bench     # short windows, for smoke testing
 //   BENCH_ONLY=insert npm run bench # only workloads whose name contains the text
+//   BENCH_IMPLS=cluster,cluster-client npm run bench  # only these implementations (keys)
 //
-// Workloads live in bench/workloads.js (a list of { name, unit, target, run(impl, ctx) }),
-// implementations in bench/impls.js. Prints a table and writes bench/tmp/results.json.
+// Workloads live in bench/workloads.js (a list of { name, unit, targets, run(impl, ctx) }),
+// implementations in bench/impls.js, child processes in bench/procs.js (all killed on exit).
+// Prints the tables and writes bench/tmp/results.json.
 
 const fs = require('fs')
 const os = require('os')
 const path = require('path')
-const { fork } = require('child_process')
 
-const { IMPLS } = require('./impls')
+const { IMPLS, byKey } = require('./impls')
 const { workloads } = require('./workloads')
 const { QUICK, TIMING } = require('./measure')
+const { forkTracked, killAll } = require('./procs')
 const data = require('./data')
 
-const SUBJECT = IMPLS[0] // sqlite3-cluster
-const RATIO_VS = ['sqlite3', 'better']
+// One table per section: its subject (whose targets are checked), its columns, and the peers
+// the subject's ratios are taken against. A workload appears in a section if its subject ran it.
+const SECTIONS = [
+  {
+    title: 'In-process: one process, its own connection',
+    subject: 'cluster',
+    columns: ['cluster', 'sqlite3', 'better'],
+    ratioVs: ['sqlite3', 'better'],
+  },
+  {
+    title: 'Across processes: the master is another process; the measuring process (or each worker) is its client',
+    subject: 'cluster-client',
+    columns: ['cluster-client', 'v1-client', 'sqlite3'],
+    ratioVs: ['v1-client', 'sqlite3'],
+    notes: [
+      'node-sqlite3 has no client mode: its column is the in-process number (one process, own connection), and in the fan-in rows N processes that each open the file (WAL).',
+      'Fan-in: the master process only serves (issues no queries); each of the N workers keeps 64 point reads in flight; the value is the aggregate of all workers.',
+      '1.x client: no serialize() (it throws), so its transaction is sent without it and its master runs it in node-sqlite3\'s parallel mode; its each() is broken (not measured).',
+    ],
+  },
+]
 
 function forkEachChild(impl, file) {
   return new Promise((resolve, reject) => {
-    const child = fork(path.join(__dirname, 'each-child.js'), [impl.key, file], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    const child = forkTracked('each-child.js', [impl.key, file])
     let result = null
     child.on('message', (m) => { result = m })
     child.on('error', reject)
@@ -61,13 +88,69 @@ function printTable(header, rows) {
 
 // ---------------------------------------------------------------------------------------------
 
+/** Rows of one section's table: each workload's main metric, then its extra metrics. */
+function sectionRows(section, selected, results) {
+  const metricRows = []
+  for (const entry of results) {
+    const main = entry.impls[section.subject]
+    if (!main) continue
+    const w = selected.find((x) => x.name === entry.name)
+    const pick = (r) => (r && !r.error ? r.value : null)
+    metricRows.push({
+      name: entry.name,
+      unit: entry.unit,
+      target: w.targets?.[section.subject] ?? null,
+      values: Object.fromEntries(section.columns.map((k) => [k, pick(entry.impls[k])])),
+      errors: entry.impls,
+    })
+    // Extra metrics, matched by name across implementations (an implementation may have none).
+    const extras = new Map()
+    for (const k of section.columns) for (const ex of entry.impls[k]?.extra ?? []) if (!extras.has(ex.name)) extras.set(ex.name, ex)
+    for (const ex of extras.values()) {
+      const values = Object.fromEntries(section.columns.map((k) => [k, entry.impls[k]?.extra?.find((x) => x.name === ex.name)?.value ?? null]))
+      if (values[section.subject] == null && !(ex.showIn ?? []).includes(section.subject)) continue
+      metricRows.push({ name: ex.name, unit: ex.unit, target: ex.target, values })
+    }
+  }
+  return metricRows
+}
+
+function printSection(section, metricRows) {
+  const label = (k) => byKey(k).label
+  const header = ['workload', ...section.columns.map(label), ...section.ratioVs.map((k) => `÷ ${label(k)}`), 'DESIGN target']
+  const rows = metricRows.map((m) => {
+    const sv = m.values[section.subject]
+    let target = m.target ? m.target.text : '—'
+    if (m.target && sv != null) target += m.target.ok(sv) ? ' ✓' : ' ✗'
+    return [
+      `${m.name} (${m.unit})`,
+      ...section.columns.map((k) => (m.errors?.[k]?.error ? 'FAILED' : m.errors?.[k]?.unavailable ? 'n/a' : fmtNum(m.values[k], m.unit))),
+      ...section.ratioVs.map((k) => fmtRatio(sv, m.values[k])),
+      target,
+    ]
+  })
+  console.log('')
+  console.log(`${section.title}:`)
+  printTable(header, rows)
+  console.log(`ratio = ${label(section.subject)} ÷ peer (for throughput higher is better; for MiB lower is better).`)
+  for (const note of section.notes ?? []) console.log(note)
+}
+
 async function main() {
   const started = Date.now()
   const only = process.env.BENCH_ONLY
   const selected = only ? workloads.filter((w) => w.name.includes(only)) : workloads
+  const implFilter = process.env.BENCH_IMPLS ? process.env.BENCH_IMPLS.split(',').map((k) => byKey(k.trim()).key) : null
+  const impls = implFilter ? IMPLS.filter((i) => implFilter.includes(i.key)) : IMPLS
   const dir = data.makeTempDir()
   const cleanup = () => data.removeTempDir(dir)
-  process.on('SIGINT', () => { cleanup(); process.exit(130) })
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) {
+    process.on(signal, () => {
+      killAll()
+      cleanup()
+      process.exit(code)
+    })
+  }
 
   try {
     console.log(`sqlite3-cluster benchmark${QUICK ? ' (BENCH_QUICK: short windows, numbers are rough)' : ''}`)
@@ -83,22 +166,41 @@ async function main() {
       forkEachChild,
     }
 
-    // SQLite versions, so differences in the bundled library are visible.
+    // The 1.x peer is optional: without it its column says n/a.
+    const unavailable = {}
+    let v1Info = null
+    if (impls.some((i) => i.key === 'v1-client')) {
+      try {
+        v1Info = require('./v1').load()
+        console.log(`1.x peer: sqlite3-cluster ${v1Info.version} (npm alias sqlite3-cluster-v1) on ws ${v1Info.wsVersion}, patched at load for ws >= 3 (connection event's request instead of ws.upgradeReq)`)
+      } catch (err) {
+        unavailable['v1-client'] = String(err && err.message || err)
+        console.log(`1.x peer unavailable: ${unavailable['v1-client']}`)
+      }
+    }
+
+    // SQLite versions, so differences in the bundled library are visible (in-process
+    // implementations; a client runs the same library as its master).
     const versions = {}
-    for (const impl of IMPLS) {
+    for (const impl of impls) {
+      if (impl.master) continue
       const db = await impl.open(readDb)
       versions[impl.key] = await impl.version(db)
       await impl.close(db)
     }
-    console.log(`SQLite: ${IMPLS.map((i) => `${i.label} ${versions[i.key]}`).join(', ')}`)
+    console.log(`SQLite: ${Object.keys(versions).map((k) => `${byKey(k).label} ${versions[k]}`).join(', ')}${v1Info ? ' (1.x runs on that node-sqlite3)' : ''}`)
     console.log('')
 
     const results = []
     for (const w of selected) {
-      const entry = { name: w.name, unit: w.unit, target: w.target?.text ?? null, impls: {} }
+      const entry = { name: w.name, unit: w.unit, targets: Object.fromEntries(Object.entries(w.targets ?? {}).map(([k, t]) => [k, t.text])), impls: {} }
       results.push(entry)
-      for (const impl of IMPLS) {
+      for (const impl of impls) {
         if (w.impls && !w.impls.includes(impl.key)) continue
+        if (unavailable[impl.key]) {
+          entry.impls[impl.key] = { unavailable: unavailable[impl.key] }
+          continue
+        }
         const t0 = Date.now()
         try {
           entry.impls[impl.key] = await w.run(impl, ctx)
@@ -111,41 +213,25 @@ async function main() {
       }
     }
 
-    // Flatten into table rows: each workload's main metric plus any extra metrics.
-    const metricRows = []
-    for (const entry of results) {
-      const w = selected.find((x) => x.name === entry.name)
-      metricRows.push({ name: entry.name, unit: entry.unit, target: w.target, lowerIsBetter: false, values: Object.fromEntries(Object.entries(entry.impls).map(([k, r]) => [k, r.error ? null : r.value])), errors: entry.impls })
-      // Extra metrics, matched by name across implementations (an implementation may have none).
-      const extras = new Map()
-      for (const r of Object.values(entry.impls)) for (const ex of r.extra ?? []) if (!extras.has(ex.name)) extras.set(ex.name, ex)
-      for (const ex of extras.values()) {
-        metricRows.push({
-          name: ex.name,
-          unit: ex.unit,
-          target: ex.target,
-          lowerIsBetter: ex.lowerIsBetter,
-          values: Object.fromEntries(Object.entries(entry.impls).map(([k, r]) => [k, r.extra?.find((x) => x.name === ex.name)?.value ?? null])),
-        })
-      }
+    const tables = []
+    for (const section of SECTIONS) {
+      if (!impls.some((i) => i.key === section.subject)) continue
+      const metricRows = sectionRows(section, selected, results)
+      if (!metricRows.length) continue
+      printSection(section, metricRows)
+      tables.push({
+        title: section.title,
+        subject: section.subject,
+        rows: metricRows.map((m) => ({
+          name: m.name,
+          unit: m.unit,
+          target: m.target?.text ?? null,
+          meetsTarget: m.target && m.values[section.subject] != null ? m.target.ok(m.values[section.subject]) : null,
+          values: m.values,
+        })),
+      })
     }
-
-    const header = ['workload', ...IMPLS.map((i) => i.label), ...RATIO_VS.map((k) => `ratio vs ${IMPLS.find((i) => i.key === k).label}`), 'DESIGN target']
-    const rows = metricRows.map((m) => {
-      const sv = m.values[SUBJECT.key]
-      let target = m.target ? m.target.text : '—'
-      if (m.target && sv != null) target += m.target.ok(sv) ? ' ✓' : ' ✗'
-      return [
-        `${m.name} (${m.unit})`,
-        ...IMPLS.map((i) => (m.errors?.[i.key]?.error ? 'FAILED' : fmtNum(m.values[i.key], m.unit))),
-        ...RATIO_VS.map((k) => fmtRatio(sv, m.values[k])),
-        target,
-      ]
-    })
     console.log('')
-    printTable(header, rows)
-    console.log('')
-    console.log(`ratio = ${SUBJECT.label} ÷ peer (for throughput higher is better; for MiB lower is better).`)
     console.log('better-sqlite3 is synchronous: "64 in flight" is its plain loop; it uses prepared statements throughout.')
     console.log(`total ${((Date.now() - started) / 1000).toFixed(1)} s`)
 
@@ -158,15 +244,10 @@ async function main() {
       cpuModel: os.cpus()[0]?.model,
       platform: `${os.platform()} ${os.release()}`,
       sqlite: versions,
-      impls: IMPLS.map((i) => ({ key: i.key, label: i.label })),
+      v1: v1Info && { version: v1Info.version, ws: v1Info.wsVersion },
+      impls: impls.map((i) => ({ key: i.key, label: i.label })),
       workloads: results,
-      table: metricRows.map((m) => ({
-        name: m.name,
-        unit: m.unit,
-        target: m.target?.text ?? null,
-        meetsTarget: m.target && m.values[SUBJECT.key] != null ? m.target.ok(m.values[SUBJECT.key]) : null,
-        values: m.values,
-      })),
+      tables,
     }
     const outDir = path.join(__dirname, 'tmp')
     fs.mkdirSync(outDir, { recursive: true })

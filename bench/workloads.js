@@ -1,16 +1,18 @@
 'use strict'
-// The workloads. Each is { name, unit, target, run(impl, ctx) } where run() opens what it needs,
+// The workloads. Each is { name, unit, targets, run(impl, ctx) } where run() opens what it needs,
 // warms up, measures (see measure.repeat), closes everything, and resolves to
-//   { value, samples, extra?: [{ name, unit, target, value, samples }] }
-// `extra` adds more rows to the table (e.g. peak RSS next to each()'s rows/s).
-// `target` is the DESIGN §9 target for sqlite3-cluster: { text, ok(value) } or null.
-// Optional `impls: [keys]` restricts a workload to some implementations (e.g. a future
-// cluster-only fan-in workload); the others show "—".
+//   { value, samples, extra?: [{ name, unit, target, value, samples, showIn? }] }
+// `extra` adds more rows to the table (e.g. peak RSS next to each()'s rows/s); a table shows an
+// extra row where its subject has a value, or where `showIn` lists the table's subject.
+// `targets` maps an implementation key to its DESIGN §9 target { text, ok(value) }: the
+// standalone targets belong to 'cluster', the client targets to 'cluster-client'.
+// Optional `impls: [keys]` restricts a workload to some implementations; the others show "—".
 //
 // ctx: { dir, readDb, ids, createWriteDb(label), forkEachChild(impl, file) }
 
 const { repeat, now, median, settle, TIMING } = require('./measure')
 const { ITEMS, BIG } = require('./data')
+const { forkTracked, waitMessage, stopChild, startMaster } = require('./procs')
 
 const POINT_SQL = 'SELECT id, name, value FROM items WHERE id = ?'
 const INSERT_SQL = 'INSERT INTO ins (name, value) VALUES (?, ?)'
@@ -55,7 +57,7 @@ const workloads = [
   {
     name: 'point read by PK, serial',
     unit: 'ops/s',
-    target: null,
+    targets: {},
     run: (impl, ctx) => withDb(impl, ctx.readDb, async (db) => {
       const ids = ctx.ids
       const mask = ids.length - 1
@@ -93,7 +95,7 @@ const workloads = [
   {
     name: `point read by PK, ${IN_FLIGHT} in flight`,
     unit: 'ops/s',
-    target: { text: '≥ 100k/s', ok: gte(100e3) },
+    targets: { cluster: { text: '≥ 100k/s', ok: gte(100e3) }, 'cluster-client': { text: '≥ 80k/s', ok: gte(80e3) } },
     run: (impl, ctx) => withDb(impl, ctx.readDb, async (db) => {
       const ids = ctx.ids
       const mask = ids.length - 1
@@ -148,7 +150,7 @@ const workloads = [
   {
     name: 'single-row insert, serial',
     unit: 'ops/s',
-    target: null,
+    targets: {},
     run: (impl, ctx) => withDb(impl, ctx.createWriteDb(impl.key), async (db) => {
       let total = 0
       let result
@@ -187,7 +189,7 @@ const workloads = [
   {
     name: `${BATCH} inserts in one transaction`,
     unit: 'rows/s',
-    target: { text: '≥ 200k rows/s', ok: gte(200e3) },
+    targets: { cluster: { text: '≥ 200k rows/s', ok: gte(200e3) }, 'cluster-client': { text: '≥ 100k rows/s', ok: gte(100e3) } },
     run: (impl, ctx) => withDb(impl, ctx.createWriteDb(impl.key), async (db) => {
       let total = 0
       let result
@@ -211,18 +213,21 @@ const workloads = [
         // BEGIN; 1000 × run(INSERT) without waiting; COMMIT — all issued in one tick.
         // node-sqlite3 needs serialize() for this to be a transaction at all (its default
         // parallel mode may reorder the statements); sqlite3-cluster is always serialized.
-        const batch = () => new Promise((resolve, reject) => {
+        // A 1.x client has no serialize() (it throws): it sends the same calls without it,
+        // and its master runs them on node-sqlite3 in parallel mode.
+        const issueBatch = (resolve, reject) => {
           let failure = null
           const onInsert = (err) => { if (err) failure = failure || err }
-          db.serialize(() => {
-            db.run('BEGIN', onInsert)
-            for (let k = 0; k < BATCH; k++) db.run(INSERT_SQL, [`row-${k}`, k * 0.5], onInsert)
-            db.run('COMMIT', (err) => {
-              if (err || failure) reject(err || failure)
-              else resolve()
-            })
+          db.run('BEGIN', onInsert)
+          for (let k = 0; k < BATCH; k++) db.run(INSERT_SQL, [`row-${k}`, k * 0.5], onInsert)
+          db.run('COMMIT', (err) => {
+            if (err || failure) reject(err || failure)
+            else resolve()
           })
-        })
+        }
+        const batch = impl.serialize === false
+          ? () => new Promise(issueBatch)
+          : () => new Promise((resolve, reject) => db.serialize(() => issueBatch(resolve, reject)))
         const measureBatches = (fn) => repeat(async (ms) => {
           await settle()
           const t0 = now()
@@ -240,18 +245,8 @@ const workloads = [
           // For reference only: the same calls in node-sqlite3's default parallel mode. Faster,
           // but statements may run out of order, so some inserts escape the transaction
           // (a ROLLBACK in their place leaves rows behind).
-          const parallelBatch = () => new Promise((resolve, reject) => {
-            let failure = null
-            const onInsert = (err) => { if (err) failure = failure || err }
-            db.run('BEGIN', onInsert)
-            for (let k = 0; k < BATCH; k++) db.run(INSERT_SQL, [`row-${k}`, k * 0.5], onInsert)
-            db.run('COMMIT', (err) => {
-              if (err || failure) reject(err || failure)
-              else resolve()
-            })
-          })
-          const parallel = await measureBatches(parallelBatch)
-          result.extra = [{ name: '  (node-sqlite3 without serialize(): not atomic)', unit: 'rows/s', target: null, ...parallel }]
+          const parallel = await measureBatches(() => new Promise(issueBatch))
+          result.extra = [{ name: '  (node-sqlite3 without serialize(): not atomic)', unit: 'rows/s', target: null, showIn: ['cluster'], ...parallel }]
         }
       }
       const count = await countIns(impl, db)
@@ -263,7 +258,7 @@ const workloads = [
   {
     name: 'all() of 1000 rows',
     unit: 'ops/s',
-    target: null,
+    targets: {},
     run: (impl, ctx) => withDb(impl, ctx.readDb, async (db) => {
       const ids = ctx.ids
       const mask = ids.length - 1
@@ -306,9 +301,11 @@ const workloads = [
   {
     // Each repetition is a fresh child process (bench/each-child.js): a warm-up pass, then a
     // measured pass, then it reports rows/s and its peak RSS (process.resourceUsage().maxRSS).
+    // Not for 1.x clients: their each() is broken (one callback per request: rows are lost).
     name: `each() over ${BIG / 1000}k rows`,
     unit: 'rows/s',
-    target: { text: '≥ 800k rows/s', ok: gte(800e3) },
+    impls: ['cluster', 'sqlite3', 'better', 'cluster-client'],
+    targets: { cluster: { text: '≥ 800k rows/s', ok: gte(800e3) } },
     async run(impl, ctx) {
       const runs = []
       for (let r = 0; r < TIMING.reps; r++) runs.push(await ctx.forkEachChild(impl, ctx.readDb))
@@ -328,6 +325,55 @@ const workloads = [
       }
     },
   },
+
+  fanIn(2),
+  fanIn(4),
 ]
 
-module.exports = { workloads, EACH_SQL, BIG }
+/**
+ * Fan-in: N worker processes each keep IN_FLIGHT point reads outstanding for a fixed time;
+ * the value is the aggregate rate. sqlite3-cluster and 1.x: a master process that only serves
+ * (bench/master-child.js) plus N clients. node-sqlite3: N processes, each with its own
+ * connection to the same file (WAL), no master. Workers are bench/fanin-child.js; they start
+ * together at one wall-clock instant and count in aligned windows (warm-up, then TIMING.reps
+ * windows of TIMING.measureMs); each sample is the sum over workers of one window.
+ */
+function fanIn(workers) {
+  return {
+    name: `master + ${workers} workers, point reads`,
+    unit: 'ops/s',
+    impls: ['cluster-client', 'v1-client', 'sqlite3'],
+    targets: workers === 4 ? { 'cluster-client': { text: '≥ 150k/s aggregate', ok: gte(150e3) } } : {},
+    async run(impl, ctx) {
+      const master = impl.master ? await startMaster(impl.master, ctx.readDb) : null
+      const children = []
+      try {
+        for (let w = 0; w < workers; w++) children.push(forkTracked('fanin-child.js', [impl.key, ctx.readDb, String(w)]))
+        await Promise.all(children.map((c, w) => waitMessage(c, (m) => m && m.ready, `fan-in worker ${w}`)))
+        const plan = { go: Date.now() + 300, warmupMs: TIMING.warmupMs, measureMs: TIMING.measureMs, reps: TIMING.reps, inFlight: IN_FLIGHT }
+        const timeoutMs = 300 + plan.warmupMs + plan.measureMs * plan.reps + 60000
+        const results = children.map((c, w) => waitMessage(c, (m) => m && m.counts, `fan-in worker ${w}`, timeoutMs))
+        for (const c of children) c.send(plan)
+        const counts = (await Promise.all(results)).map((m) => m.counts)
+        const samples = counts[0].map((_, k) => (counts.reduce((sum, c) => sum + c[k], 0) * 1000) / plan.measureMs)
+        const perWorker = counts.map((c) => (median(c) * 1000) / plan.measureMs)
+        return {
+          value: median(samples),
+          samples,
+          extra: [{
+            name: `  (master + ${workers} workers: slowest worker)`,
+            unit: 'ops/s',
+            target: null,
+            value: Math.min(...perWorker),
+            samples: perWorker,
+          }],
+        }
+      } finally {
+        await Promise.all(children.map((c) => stopChild(c)))
+        if (master) await master.stop()
+      }
+    },
+  }
+}
+
+module.exports = { workloads, EACH_SQL, BIG, IN_FLIGHT }

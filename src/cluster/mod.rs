@@ -17,17 +17,24 @@ pub mod server;
 pub mod wire;
 
 use once_cell::sync::Lazy;
-use tokio::runtime::Runtime;
+use tokio::runtime::Handle;
 
-static RUNTIME: Lazy<Runtime> = Lazy::new(|| {
-  tokio::runtime::Builder::new_multi_thread()
-    .worker_threads(2)
-    .thread_name("sqlite3-cluster io")
+/// One thread runs every socket of this process: the work per message is small, and a single
+/// thread avoids the cross-thread wake-ups of a work-stealing pool (they cost more than the
+/// work on a machine with few cores).
+static RUNTIME: Lazy<Handle> = Lazy::new(|| {
+  let runtime = tokio::runtime::Builder::new_current_thread()
     .enable_all()
     .build()
-    .expect("the cluster runtime could not start (out of threads?)")
+    .expect("the cluster runtime could not start (out of threads?)");
+  let handle = runtime.handle().clone();
+  std::thread::Builder::new()
+    .name("sqlite3-cluster io".into())
+    .spawn(move || runtime.block_on(std::future::pending::<()>()))
+    .expect("the cluster thread could not start");
+  handle
 });
 
-pub fn runtime() -> &'static Runtime {
+pub fn runtime() -> &'static Handle {
   &RUNTIME
 }

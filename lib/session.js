@@ -38,6 +38,13 @@ class Session {
     this.shapes = new Map()
     this.onEvent = onEvent
     this.disposed = false
+    // Cluster sessions send the calls of one JavaScript turn together: one flush per burst.
+    this.clustered = cluster !== undefined
+    this.flushScheduled = false
+    this.flush = () => {
+      this.flushScheduled = false
+      if (!this.disposed) this.native.flush()
+    }
   }
 
   /** Registers `handler(kind, a, b, c)` for a new request and returns its id. */
@@ -46,6 +53,10 @@ class Session {
     if (this.nextId > 0xfffffff0) this.nextId = 1
     this.handlers.set(id, handler)
     if (this.inFlight++ === 0) this.native.setBusy(true)
+    if (this.clustered && !this.flushScheduled) {
+      this.flushScheduled = true
+      queueMicrotask(this.flush)
+    }
     return id
   }
 

@@ -238,6 +238,11 @@ impl Conn {
     self.lock().frames.push(up);
     self.wake.notify_one();
   }
+
+  /// Queues without waking the writer: the caller flushes after a burst (see `Node::flush`).
+  fn stage(&self, up: Up) {
+    self.lock().frames.push(up);
+  }
 }
 
 /// A Database's membership; dropping it leaves the node.
@@ -291,6 +296,11 @@ impl Membership {
 
   pub fn resume(&self) {
     self.node.signal(self.session, Up::Resume { session: self.session });
+  }
+
+  /// Sends the requests queued since the last flush (client link).
+  pub fn flush(&self) {
+    self.node.flush();
   }
 
   pub fn interrupt(&self) {
@@ -388,12 +398,20 @@ impl Node {
           local.send(id, request);
         }
       }
-      Link::Client { conn } => conn.push(Up::Request {
+      Link::Client { conn } => conn.stage(Up::Request {
         session,
         id,
         request: for_the_wire(request),
       }),
       Link::Down { .. } => unreachable!("dispatch needs a link"),
+    }
+  }
+
+  /// Writes what `dispatch` staged. JavaScript calls it once per burst of calls (a microtask),
+  /// so requests issued together leave in one write.
+  fn flush(&self) {
+    if let Link::Client { conn } = &self.lock().link {
+      conn.wake.notify_one();
     }
   }
 
@@ -541,6 +559,7 @@ impl Node {
     for (session, id, request) in pending {
       Self::dispatch(&mut state, session, id, request);
     }
+    conn.wake.notify_one();
     state.electing = false;
     drop(state);
     let runtime = super::runtime();

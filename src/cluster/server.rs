@@ -91,18 +91,34 @@ async fn accept(listener: UnixListener, config: Arc<ServerConfig>, mut closing: 
   }
 }
 
-/// Delivers one remote session's messages to its connection's writer.
+/// Delivers one remote session's messages to its connection's writer, a burst at a time (the
+/// engine flushes before it waits): one wake-up of the socket thread per burst.
 struct ConnSink {
   session: u32,
-  tx: mpsc::UnboundedSender<Down>,
+  tx: mpsc::UnboundedSender<Vec<Down>>,
+  buffer: std::sync::Mutex<Vec<Down>>,
   marks: mpsc::UnboundedSender<u32>,
   in_txn: AtomicBool,
+}
+
+impl ConnSink {
+  fn new(session: u32, tx: mpsc::UnboundedSender<Vec<Down>>, marks: mpsc::UnboundedSender<u32>) -> Self {
+    ConnSink {
+      session,
+      tx,
+      buffer: std::sync::Mutex::new(Vec::new()),
+      marks,
+      in_txn: AtomicBool::new(false),
+    }
+  }
 }
 
 impl Sink for ConnSink {
   fn send(&self, message: Outgoing) {
     match message {
       Outgoing::Reply { id: MARK, .. } => {
+        // Everything answered before the marker must be on its way before the close goes on.
+        self.flush();
         let _ = self.marks.send(self.session);
       }
       Outgoing::Role { .. } => {}
@@ -110,11 +126,18 @@ impl Sink for ConnSink {
         if let Outgoing::Txn(on) = message {
           self.in_txn.store(on, Ordering::Release);
         }
-        let _ = self.tx.send(Down::Message {
+        self.buffer.lock().unwrap_or_else(|e| e.into_inner()).push(Down::Message {
           session: self.session,
           message,
         });
       }
+    }
+  }
+
+  fn flush(&self) {
+    let batch = std::mem::take(&mut *self.buffer.lock().unwrap_or_else(|e| e.into_inner()));
+    if !batch.is_empty() {
+      let _ = self.tx.send(batch);
     }
   }
 }
@@ -200,7 +223,7 @@ async fn connection(stream: UnixStream, config: Arc<ServerConfig>, mut closing: 
                 break;
               }
               sessions.entry(session).or_insert_with(|| {
-                let sink = Arc::new(ConnSink { session, tx: tx.clone(), marks: marks_tx.clone(), in_txn: AtomicBool::new(false) });
+                let sink = Arc::new(ConnSink::new(session, tx.clone(), marks_tx.clone()));
                 (config.engine.attach_remote(sink.clone()), sink)
               });
             }
@@ -213,7 +236,7 @@ async fn connection(stream: UnixStream, config: Arc<ServerConfig>, mut closing: 
                 Some((handle, _)) if id != MARK => handle.send(id, request),
                 _ => {
                   let error = Error::Cluster { code: ClusterCode::Protocol, message: format!("session {session} is not attached, or request id {id} is reserved") };
-                  let _ = tx.send(Down::Message { session, message: Outgoing::Reply { id, response: Response::Error(error) } });
+                  let _ = tx.send(vec![Down::Message { session, message: Outgoing::Reply { id, response: Response::Error(error) } }]);
                 }
               }
             }
@@ -231,7 +254,7 @@ async fn connection(stream: UnixStream, config: Arc<ServerConfig>, mut closing: 
   };
 
   if graceful && drain(&mut reader, &mut sessions, &mut marks).await {
-    let _ = tx.send(Down::Closing);
+    let _ = tx.send(vec![Down::Closing]);
   }
   drop(sessions); // the engine rolls back what they left open
   drop(tx);
@@ -282,17 +305,19 @@ async fn drain<R: tokio::io::AsyncRead + Unpin>(
   tokio::time::timeout(GRACE, work).await.unwrap_or(false)
 }
 
-async fn write_loop(mut write: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Down>, budget: Arc<Semaphore>) {
+async fn write_loop(mut write: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Vec<Down>>, budget: Arc<Semaphore>) {
   let mut buffer = Vec::with_capacity(64 << 10);
   while let Some(first) = rx.recv().await {
     buffer.clear();
     let mut finished = 0;
     let mut next = Some(first);
-    while let Some(down) = next {
-      if down.finishes_request().is_some() {
-        finished += 1;
+    while let Some(batch) = next {
+      for down in &batch {
+        if down.finishes_request().is_some() {
+          finished += 1;
+        }
+        put(down, &mut buffer);
       }
-      put(&down, &mut buffer);
       next = if buffer.len() < WRITE_BATCH { rx.try_recv().ok() } else { None };
     }
     if write.write_all(&buffer).await.is_err() {

@@ -32,6 +32,10 @@ pub trait Sink: Send + Sync {
 
   /// The session moved to another engine (failover): shape ids it has seen mean nothing now.
   fn reset(&self) {}
+
+  /// The engine delivered a burst and may now be idle: a sink that buffers passes its messages
+  /// on. Every message sent is followed by a `flush` before the engine waits.
+  fn flush(&self) {}
 }
 
 pub type SessionId = u64;

@@ -83,7 +83,14 @@ struct Worker {
   /// `transactionTimeout` of the session that opened the connection.
   transaction_timeout: Option<Duration>,
   cache: HashMap<String, Statement>,
+  /// Sinks that received messages since the last flush.
+  touched: Vec<(SessionId, Arc<dyn Sink>)>,
+  units_since_flush: u32,
 }
+
+/// Sinks are flushed at least every this many units of work, so a busy engine never holds
+/// answers back for long.
+const FLUSH_UNITS: u32 = 32;
 
 pub(super) fn run(commands: Receiver<Command>, shared: Arc<Shared>) {
   let mut worker = Worker {
@@ -97,6 +104,8 @@ pub(super) fn run(commands: Receiver<Command>, shared: Arc<Shared>) {
     owner_idle_since: Instant::now(),
     transaction_timeout: None,
     cache: HashMap::new(),
+    touched: Vec::new(),
+    units_since_flush: 0,
   };
   loop {
     loop {
@@ -108,12 +117,18 @@ pub(super) fn run(commands: Receiver<Command>, shared: Arc<Shared>) {
     }
     if let Some(session) = worker.next_runnable() {
       worker.run_unit(session);
+      worker.units_since_flush += 1;
+      if worker.units_since_flush >= FLUSH_UNITS {
+        worker.flush_sinks();
+      }
       continue;
     }
+    worker.flush_sinks();
     let received = match worker.owner_deadline() {
       Some(deadline) => match commands.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
         Err(RecvTimeoutError::Timeout) => {
           worker.expire_transaction();
+          worker.flush_sinks();
           continue;
         }
         Err(RecvTimeoutError::Disconnected) => None,
@@ -231,10 +246,20 @@ impl Worker {
     target.running = session;
   }
 
+  fn flush_sinks(&mut self) {
+    self.units_since_flush = 0;
+    for (_, sink) in self.touched.drain(..) {
+      sink.flush();
+    }
+  }
+
   fn run_unit(&mut self, id: SessionId) {
     let Some(mut session) = self.sessions.remove(&id) else {
       return;
     };
+    if !self.touched.iter().any(|(s, _)| *s == id) {
+      self.touched.push((id, session.sink.clone()));
+    }
     self.set_running(id);
     let keep = if session.stream.is_some() {
       self.continue_stream(&mut session);
@@ -278,6 +303,7 @@ impl Worker {
       }
     }
     let Some(mut session) = self.sessions.remove(&id) else { return };
+    self.touched.push((id, session.sink.clone()));
     if let Some(stream) = session.stream.take() {
       deliver(&session.sink, stream.id, Response::EachEnd { error: Some(txn_aborted()) });
       self.end_stream(&mut session, stream);

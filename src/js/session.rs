@@ -245,6 +245,15 @@ impl NativeSession {
     self.send(id, Request::Close);
   }
 
+  /// Sends what was queued since the last flush (cluster clients queue the calls of one
+  /// JavaScript turn and send them in one write).
+  #[napi]
+  pub fn flush(&self) {
+    if let Some(Backend::Cluster(membership)) = &self.backend {
+      membership.flush();
+    }
+  }
+
   /// Acknowledges one `each()` chunk.
   #[napi]
   pub fn resume(&self) {

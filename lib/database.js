@@ -201,6 +201,28 @@ class Database {
     })
   }
 
+  /**
+   * Worker1's `exec` (oo1 semantics, see src/protocol.rs `Script`): `callback(err, info)` where
+   * info is `[columns | null, values, statements, changes, lastInsertRowId]` even when `err` is
+   * set (`err.scriptCode`: SQLite's extended code, or -1 for oo1's own messages).
+   */
+  _script(sql, params, first, callback) {
+    if (this._state !== 'open') return callback(misuse('Database is closed'), null)
+    this._send((id) => this._session.native.script(id, sql, params?.values, params?.names, first), (kind, a, b, c) => {
+      if (kind === K.SCRIPT) callback(b === undefined ? null : Object.assign(new Error(b), { scriptCode: c }), a)
+      else callback(errorOf(a, b, c), null)
+    })
+  }
+
+  /** Worker1's `export`: `callback(err, bytes)`. */
+  _export(callback) {
+    if (this._state !== 'open') return callback(misuse('Database is closed'), null)
+    this._send((id) => this._session.native.export(id), (kind, a, b, c) => {
+      if (kind === K.BYTES) callback(null, a)
+      else callback(errorOf(a, b, c), null)
+    })
+  }
+
   wait(callback) {
     if (this._state !== 'open' && this._state !== 'opening' &&
         this._unavailable('wait', [callback], callback?.bind(this))) return this

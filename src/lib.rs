@@ -37,3 +37,27 @@ pub fn versions() -> Versions {
     source_id: text(unsafe { ffi::sqlite3_sourceid() }),
   }
 }
+
+/// Names of the registered SQLite VFSes, the default first (Worker1's `config-get`).
+#[napi]
+pub fn vfs_list() -> Vec<String> {
+  use rusqlite::ffi;
+  let mut names = Vec::new();
+  let mut vfs = unsafe { ffi::sqlite3_vfs_find(std::ptr::null()) };
+  while !vfs.is_null() {
+    let name = unsafe { (*vfs).zName };
+    if !name.is_null() {
+      names.push(unsafe { std::ffi::CStr::from_ptr(name) }.to_string_lossy().into_owned());
+    }
+    vfs = unsafe { (*vfs).pNext };
+  }
+  names
+}
+
+/// The SQLCipher version (`PRAGMA cipher_version`).
+#[napi]
+pub fn cipher_version() -> String {
+  rusqlite::Connection::open_in_memory()
+    .and_then(|c| c.query_row("PRAGMA cipher_version", [], |row| row.get::<_, String>(0)))
+    .unwrap_or_default()
+}

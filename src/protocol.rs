@@ -117,7 +117,51 @@ pub enum Request {
   /// The session's transaction was lost with its master (failover): mark it *aborted*, so that
   /// its statements fail with `CLUSTER_TXN_ABORTED` until it sends `ROLLBACK` (DESIGN §5).
   Abort,
+  /// Worker1's `exec`: a whole script with SQLite WASM's `oo1.DB.exec` semantics.
+  Script(Script),
+  /// Worker1's `export`: the database image (`sqlite3_serialize`).
+  Export,
 }
+
+/// `oo1.DB.exec`: every statement of `sql` runs in order; `bind` goes to the first statement
+/// that has parameters; the first statement with result columns is handled as `first` says
+/// (its column names are reported in every case); every other statement is stepped once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Script {
+  pub sql: String,
+  pub bind: Params,
+  pub first: FirstResult,
+}
+
+/// What `exec` does with the first statement that has result columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FirstResult {
+  /// Step it once, like any other statement (no row options given).
+  Step,
+  /// Read all its rows (`callback` or `resultRows`).
+  Read,
+  /// Only its column names (`columnNames` alone): oo1 does not step it at all.
+  Describe,
+}
+
+/// What a `Script` produced. `error` ends it early; what ran before stays (no implicit
+/// transaction), and the rows read so far are reported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScriptResult {
+  pub columns: Option<Vec<String>>,
+  /// Row-major values of the first result statement.
+  pub values: Vec<Value>,
+  /// The text of each statement, trimmed; empty statements fold into the next one.
+  pub statements: Vec<String>,
+  /// `sqlite3_total_changes64()` after minus before.
+  pub changes: i64,
+  pub last_insert_rowid: i64,
+  pub error: Option<Error>,
+}
+
+/// The code of a `Script` error that is not SQLite's (oo1's own messages, such as
+/// "Bind index 2 is out of range.").
+pub const SCRIPT_ERROR: i32 = -1;
 
 /// The column names of a result, shared by every row of it. `id` names the shape so that a
 /// receiver can cache what it builds from the names (row constructors) and a sender can skip
@@ -171,6 +215,8 @@ pub enum Response {
   /// The request was addressed to a statement whose prepare failed: node-sqlite3 drops such
   /// calls without calling back, and so does the Database; the receiver only forgets the request.
   Dropped,
+  Script(ScriptResult),
+  Bytes(Vec<u8>),
 }
 
 /// Something that happened on the connection while this session's statement ran.

@@ -137,6 +137,22 @@ impl Connection {
     unsafe { ffi::sqlite3_last_insert_rowid(self.db) }
   }
 
+  pub fn total_changes(&self) -> i64 {
+    unsafe { ffi::sqlite3_total_changes64(self.db) }
+  }
+
+  /// The database image of schema `main` (`sqlite3_serialize`).
+  pub fn serialize(&self) -> Result<Vec<u8>, Error> {
+    let mut size: ffi::sqlite3_int64 = 0;
+    let data = unsafe { ffi::sqlite3_serialize(self.db, c"main".as_ptr(), &mut size, 0) };
+    if data.is_null() {
+      return Err(Error::sqlite(ffi::SQLITE_NOMEM, "the database could not be serialized"));
+    }
+    let bytes = unsafe { std::slice::from_raw_parts(data as *const u8, size as usize) }.to_vec();
+    unsafe { ffi::sqlite3_free(data.cast()) };
+    Ok(bytes)
+  }
+
   pub fn changes(&self) -> i64 {
     unsafe { ffi::sqlite3_changes64(self.db) }
   }
@@ -384,6 +400,54 @@ impl Statement {
 
   pub fn readonly(&self) -> bool {
     unsafe { ffi::sqlite3_stmt_readonly(self.raw) != 0 }
+  }
+
+  pub fn parameter_count(&self) -> c_int {
+    unsafe { ffi::sqlite3_bind_parameter_count(self.raw) }
+  }
+
+  pub fn column_count(&self) -> usize {
+    unsafe { ffi::sqlite3_column_count(self.raw) as usize }
+  }
+
+  /// Binds like oo1's `Stmt.bind`: positions must exist ("Bind index N is out of range.") and
+  /// names must name a parameter, prefix included ("Invalid bind() parameter name: a").
+  pub fn bind_strict(&mut self, params: &Params) -> Result<(), Error> {
+    use crate::protocol::SCRIPT_ERROR;
+    let count = self.parameter_count();
+    match params {
+      Params::None => Ok(()),
+      Params::Positional(values) => {
+        for (i, value) in values.iter().enumerate() {
+          let index = i as c_int + 1;
+          if index > count {
+            return Err(Error::sqlite(SCRIPT_ERROR, format!("Bind index {index} is out of range.")));
+          }
+          self.bind_one(index, value)?;
+        }
+        Ok(())
+      }
+      Params::Named(pairs) => {
+        for (key, value) in pairs {
+          let index = match key {
+            ParamKey::Index(i) => *i,
+            ParamKey::Name(name) => match CString::new(name.as_str()) {
+              Ok(c) => unsafe { ffi::sqlite3_bind_parameter_index(self.raw, c.as_ptr()) },
+              Err(_) => 0,
+            },
+          };
+          if index < 1 || index > count {
+            let shown = match key {
+              ParamKey::Index(i) => i.to_string(),
+              ParamKey::Name(name) => name.clone(),
+            };
+            return Err(Error::sqlite(SCRIPT_ERROR, format!("Invalid bind() parameter name: {shown}")));
+          }
+          self.bind_one(index, value)?;
+        }
+        Ok(())
+      }
+    }
   }
 
   /// The SQL text the statement was prepared from.

@@ -17,7 +17,10 @@ use rusqlite::ffi;
 use super::connection::{Connection, Statement};
 use super::{is_rollback, Command, SessionId, Shared, Sink};
 use crate::error::{ClusterCode, Error};
-use crate::protocol::{Event, Key, Mode, OpenOptions, Outgoing, Request, Response, Rows, Setting, Shape};
+use crate::protocol::{
+  Event, FirstResult, Key, Mode, OpenOptions, Outgoing, Request, Response, Rows, Script, ScriptResult, Setting,
+  Shape,
+};
 use crate::value::Params;
 
 /// Rows per `each()` chunk.
@@ -328,6 +331,7 @@ impl Worker {
     match request {
       Request::Query { sql, mode, .. } => Some((sql.clone(), Some(*mode))),
       Request::Exec { sql } => Some((sql.clone(), None)),
+      Request::Script(script) => Some((script.sql.clone(), None)),
       Request::Execute { stmt, mode, .. } => match session.statements.get(stmt) {
         Some(Some(s)) => Some((s.sql(), Some(*mode))),
         _ => None,
@@ -464,6 +468,11 @@ impl Worker {
         Err(e) => Response::Error(e),
       }),
       Request::Wait => Some(Response::Done),
+      Request::Script(script) => Some(Response::Script(self.script(session, script))),
+      Request::Export => Some(match self.conn().serialize() {
+        Ok(bytes) => Response::Bytes(bytes),
+        Err(e) => Response::Error(e),
+      }),
       Request::Close => {
         if !session.statements.is_empty() {
           let e = Error::sqlite(
@@ -813,6 +822,54 @@ impl Worker {
       rest = tail.trim_start();
     }
     Ok(())
+  }
+
+  /// Worker1's `exec` (see `protocol::Script`).
+  fn script(&mut self, session: &Session, script: Script) -> ScriptResult {
+    let conn = self.conn.as_ref().expect("checked by handle()");
+    let before = conn.total_changes();
+    let mut result = ScriptResult {
+      columns: None,
+      values: Vec::new(),
+      statements: Vec::new(),
+      changes: 0,
+      last_insert_rowid: 0,
+      error: None,
+    };
+    let mut bound = script.bind.is_none();
+    let sql = script.sql.as_str();
+    let mut rest = sql;
+    let mut start = 0usize; // where the current statement's saved text begins
+    let outcome = (|| -> Result<(), Error> {
+      while let Some((stmt, tail)) = conn.prepare_one(rest)? {
+        let end = sql.len() - tail.len();
+        rest = tail;
+        let Some(mut stmt) = stmt else { continue };
+        result.statements.push(sql[start..end].trim().to_string());
+        start = end;
+        Self::check_writable(session.readonly, &stmt)?;
+        if !bound && stmt.parameter_count() > 0 {
+          stmt.bind_strict(&script.bind)?;
+          bound = true;
+        }
+        let width = stmt.column_count();
+        if width > 0 && result.columns.is_none() && script.first != FirstResult::Step {
+          result.columns = Some(stmt.shape().columns.clone());
+          if script.first == FirstResult::Read {
+            while stmt.advance()? {
+              stmt.read_row(width, &mut result.values);
+            }
+          }
+          continue;
+        }
+        stmt.advance()?;
+      }
+      Ok(())
+    })();
+    result.error = outcome.err();
+    result.changes = conn.total_changes() - before;
+    result.last_insert_rowid = conn.last_insert_rowid();
+    result
   }
 
   fn detach(&mut self, id: SessionId) {

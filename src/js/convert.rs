@@ -9,7 +9,7 @@ use std::ptr;
 use napi::sys;
 
 use crate::error::Error;
-use crate::protocol::{Event, Key, Outgoing, Response, Rows};
+use crate::protocol::{Event, Key, Outgoing, Response, Rows, ScriptResult, SCRIPT_ERROR};
 use crate::value::{Bind, ParamKey, Params, Value};
 
 pub type JsResult<T> = Result<T, String>;
@@ -66,9 +66,23 @@ pub unsafe fn bytes(env: sys::napi_env, v: sys::napi_value) -> JsResult<Option<V
 
 /// One parameter value, by node-sqlite3's rules: int32 → INTEGER, other numbers → REAL,
 /// booleans → 1/0, `undefined`/BigInt/Symbol → left unbound.
-pub unsafe fn bind_value(env: sys::napi_env, v: sys::napi_value) -> JsResult<Bind> {
+pub unsafe fn bind_value(env: sys::napi_env, v: sys::napi_value, exact: bool) -> JsResult<Bind> {
   Ok(Bind::Value(match unsafe { type_of(env, v)? } {
     sys::ValueType::napi_string => Value::Text(unsafe { string(env, v)? }),
+    // Worker1 (`exact`): integral numbers and BigInt bind as 64-bit integers.
+    sys::ValueType::napi_number if exact => {
+      let n = unsafe { number(env, v)? };
+      if n.fract() == 0.0 && n.abs() < 9.2e18 {
+        Value::Integer(n as i64)
+      } else {
+        Value::Real(n)
+      }
+    }
+    sys::ValueType::napi_bigint if exact => {
+      let (mut i, mut lossless) = (0i64, false);
+      call!(unsafe { sys::napi_get_value_bigint_int64(env, v, &mut i, &mut lossless) });
+      Value::Integer(i)
+    }
     sys::ValueType::napi_number => {
       let n = unsafe { number(env, v)? };
       if n == (n as i32) as f64 {
@@ -109,10 +123,16 @@ unsafe fn element(env: sys::napi_env, v: sys::napi_value, i: u32) -> JsResult<sy
 
 /// `values` undefined → no parameters; `names` undefined → positional; otherwise `names[i]`
 /// (a string with its prefix, or a position) goes with `values[i]`.
-pub unsafe fn params(
+pub unsafe fn params(env: sys::napi_env, values: sys::napi_value, names: sys::napi_value) -> JsResult<Params> {
+  unsafe { params_as(env, values, names, false) }
+}
+
+/// `params` with Worker1's value rules when `exact` (see `bind_value`).
+pub unsafe fn params_as(
   env: sys::napi_env,
   values: sys::napi_value,
   names: sys::napi_value,
+  exact: bool,
 ) -> JsResult<Params> {
   if unsafe { type_of(env, values)? } != sys::ValueType::napi_object {
     return Ok(Params::None);
@@ -120,7 +140,7 @@ pub unsafe fn params(
   let len = unsafe { array_len(env, values)? };
   let mut binds = Vec::with_capacity(len as usize);
   for i in 0..len {
-    binds.push(unsafe { bind_value(env, element(env, values, i)?)? });
+    binds.push(unsafe { bind_value(env, element(env, values, i)?, exact)? });
   }
   if unsafe { type_of(env, names)? } != sys::ValueType::napi_object {
     return Ok(Params::Positional(binds));
@@ -175,6 +195,11 @@ pub const ERROR: u32 = 7;
 pub const DROPPED: u32 = 8;
 pub const EVENT: u32 = 9;
 pub const PREPARE_ERROR: u32 = 10;
+/// A Worker1 `exec` result: a = [columns | null, values, statements, changes, lastInsertRowId
+/// (BigInt)], b = error message, c = error code (`protocol::SCRIPT_ERROR` for oo1's own).
+pub const SCRIPT: u32 = 11;
+/// a = Buffer.
+pub const BYTES: u32 = 12;
 /// Fields per message in the flat batch array: id, kind, a, b, c.
 pub const STRIDE: u32 = 5;
 
@@ -243,6 +268,62 @@ impl Writer {
       }
     }
     Ok(v)
+  }
+
+  /// Worker1's mapping: integers beyond ±(2^53 − 1) become BigInt instead of losing precision.
+  unsafe fn exact_value(&self, value: &Value) -> JsResult<sys::napi_value> {
+    const SAFE: i64 = (1 << 53) - 1;
+    match value {
+      Value::Integer(i) if !(-SAFE..=SAFE).contains(i) => {
+        let mut v = ptr::null_mut();
+        call!(unsafe { sys::napi_create_bigint_int64(self.env, *i, &mut v) });
+        Ok(v)
+      }
+      other => unsafe { self.value(other) },
+    }
+  }
+
+  unsafe fn script(&mut self, id: u32, result: &ScriptResult) -> JsResult<()> {
+    unsafe {
+      let columns = match &result.columns {
+        Some(names) => self.strings(names)?,
+        None => self.null,
+      };
+      let mut values = ptr::null_mut();
+      call!(sys::napi_create_array_with_length(self.env, result.values.len(), &mut values));
+      for (i, value) in result.values.iter().enumerate() {
+        call!(sys::napi_set_element(self.env, values, i as u32, self.exact_value(value)?));
+      }
+      let statements = self.strings(&result.statements)?;
+      let mut last = ptr::null_mut();
+      call!(sys::napi_create_bigint_int64(self.env, result.last_insert_rowid, &mut last));
+      let fields = [columns, values, statements, self.num(result.changes as f64)?, last];
+      let mut info = ptr::null_mut();
+      call!(sys::napi_create_array_with_length(self.env, fields.len(), &mut info));
+      for (i, field) in fields.into_iter().enumerate() {
+        call!(sys::napi_set_element(self.env, info, i as u32, field));
+      }
+      match &result.error {
+        None => self.message(id, SCRIPT, info, self.undefined, self.undefined),
+        Some(Error::Sqlite { code, message }) => {
+          let (m, c) = (self.str(message)?, self.num(*code as f64)?);
+          self.message(id, SCRIPT, info, m, c)
+        }
+        Some(e) => {
+          let (m, c) = (self.str(&e.display())?, self.num(SCRIPT_ERROR as f64)?);
+          self.message(id, SCRIPT, info, m, c)
+        }
+      }
+    }
+  }
+
+  unsafe fn strings(&self, items: &[String]) -> JsResult<sys::napi_value> {
+    let mut array = ptr::null_mut();
+    call!(unsafe { sys::napi_create_array_with_length(self.env, items.len(), &mut array) });
+    for (i, item) in items.iter().enumerate() {
+      call!(unsafe { sys::napi_set_element(self.env, array, i as u32, self.str(item)?) });
+    }
+    Ok(array)
   }
 
   unsafe fn values(&self, values: &[Value]) -> JsResult<sys::napi_value> {
@@ -325,6 +406,11 @@ impl Writer {
           Response::Error(e) => self.error(*id, ERROR, e),
           Response::PrepareError(e) => self.error(*id, PREPARE_ERROR, e),
           Response::Dropped => self.message(*id, DROPPED, u, u, u),
+          Response::Script(result) => self.script(*id, result),
+          Response::Bytes(bytes) => {
+            let blob = self.value(&Value::Blob(bytes.clone()))?;
+            self.message(*id, BYTES, blob, u, u)
+          }
         },
         // The outbox never queues these (see `Outbox::send`).
         Outgoing::Txn(_) => Ok(()),

@@ -13,7 +13,7 @@ use super::convert;
 use super::outbox::Outbox;
 use crate::cluster::node::{Intent, Membership, NodeOptions};
 use crate::engine::{Engine, SessionHandle, Sink};
-use crate::protocol::{Mode, OpenOptions, Outgoing, Request, Response, Setting};
+use crate::protocol::{FirstResult, Mode, OpenOptions, Outgoing, Request, Response, Script, Setting};
 
 fn type_error(message: String) -> napi::Error {
   napi::Error::new(Status::InvalidArg, message)
@@ -228,6 +228,26 @@ impl NativeSession {
       None => return Err(type_error("key must be a non-empty string or a Buffer".into())),
     }
     Ok(())
+  }
+
+  /// Worker1's `exec`. `first`: 0 step the first result statement once, 1 read its rows,
+  /// 2 only report its column names.
+  #[napi]
+  pub fn script(&self, env: Env, id: u32, sql: String, values: Unknown, names: Unknown, first: u32) -> Result<()> {
+    let bind = unsafe { convert::params_as(env.raw(), values.raw(), names.raw(), true) }.map_err(type_error)?;
+    let first = match first {
+      0 => FirstResult::Step,
+      1 => FirstResult::Read,
+      _ => FirstResult::Describe,
+    };
+    self.send(id, Request::Script(Script { sql, bind, first }));
+    Ok(())
+  }
+
+  /// Worker1's `export`: the database image.
+  #[napi]
+  pub fn export(&self, id: u32) {
+    self.send(id, Request::Export);
   }
 
   #[napi]

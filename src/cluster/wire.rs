@@ -2,8 +2,10 @@
 //!
 //! A frame is a `u32` little-endian body length followed by a bincode body. The length is
 //! checked against the reader's limit before anything is reserved for it, and the buffer only
-//! grows as bytes actually arrive, so a peer can never make the other side allocate more than
-//! it sent. Before authentication the limit is tiny (`HANDSHAKE_LIMIT`).
+//! grows as bytes actually arrive. Decoding a body may allocate at most `DECODE_FACTOR` times its
+//! size (a string or list announces its length before its bytes; the announcement is checked
+//! against that budget before anything is allocated), so a peer can never make the other side
+//! allocate much more than it sent. Before authentication the limit is tiny (`HANDSHAKE_LIMIT`).
 //!
 //! The conversation: the client sends `Hello`, the master answers `Challenge`, the client
 //! proves itself with `Proof`, the master answers `Verdict`. Then the client sends `Up` frames
@@ -27,11 +29,19 @@ pub const HANDSHAKE_LIMIT: usize = 1024;
 /// blob). Bigger results must be streamed with `each()`.
 pub const FRAME_LIMIT: usize = 256 << 20;
 
-type Config = Configuration<LittleEndian, Varint, config::Limit<FRAME_LIMIT>>;
-
-fn config() -> Config {
-  config::standard().with_limit::<FRAME_LIMIT>()
+fn config<const LIMIT: usize>() -> Configuration<LittleEndian, Varint, config::Limit<LIMIT>> {
+  config::standard().with_limit::<LIMIT>()
 }
+
+/// What decoding may claim per byte of body: bincode counts a list of n values as n times the
+/// value's size (32 bytes for a `Value`) before reading them, and every value takes at least
+/// one byte of body, so honest messages stay well inside this budget.
+pub const DECODE_FACTOR: usize = 64;
+
+#[cfg(target_pointer_width = "64")]
+const HUGE: usize = FRAME_LIMIT * DECODE_FACTOR;
+#[cfg(not(target_pointer_width = "64"))]
+const HUGE: usize = usize::MAX;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
@@ -128,7 +138,7 @@ impl From<std::io::Error> for WireError {
 pub fn encode<T: Serialize>(message: &T, out: &mut Vec<u8>) -> Result<usize, WireError> {
   let start = out.len();
   out.extend_from_slice(&[0; 4]);
-  if let Err(e) = bincode::serde::encode_into_std_write(message, out, config()) {
+  if let Err(e) = bincode::serde::encode_into_std_write(message, out, config::<FRAME_LIMIT>()) {
     out.truncate(start);
     return Err(WireError::Malformed(e.to_string()));
   }
@@ -144,9 +154,19 @@ pub fn encode<T: Serialize>(message: &T, out: &mut Vec<u8>) -> Result<usize, Wir
   Ok(size)
 }
 
-/// Decodes one body; trailing bytes make it malformed.
+/// Decodes one body with an allocation budget of about `DECODE_FACTOR` times its size (bincode's
+/// limit is a constant, so the budget comes in steps); trailing bytes make it malformed.
 pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, WireError> {
-  match bincode::serde::decode_from_slice::<T, _>(body, config()) {
+  const K: usize = 1 << 10;
+  const M: usize = 1 << 20;
+  let decoded = match body.len() {
+    n if n <= K => bincode::serde::decode_from_slice::<T, _>(body, config::<{ K * DECODE_FACTOR }>()),
+    n if n <= 64 * K => bincode::serde::decode_from_slice::<T, _>(body, config::<{ 64 * K * DECODE_FACTOR }>()),
+    n if n <= M => bincode::serde::decode_from_slice::<T, _>(body, config::<{ M * DECODE_FACTOR }>()),
+    n if n <= 16 * M => bincode::serde::decode_from_slice::<T, _>(body, config::<{ 16 * M * DECODE_FACTOR }>()),
+    _ => bincode::serde::decode_from_slice::<T, _>(body, config::<HUGE>()),
+  };
+  match decoded {
     Ok((value, used)) if used == body.len() => Ok(value),
     Ok((_, used)) => Err(WireError::Malformed(format!(
       "{} bytes left over after the message",
@@ -339,6 +359,13 @@ mod tests {
     let mut buffer = FrameBuffer::new(HANDSHAKE_LIMIT);
     buffer.extend(&u32::MAX.to_le_bytes());
     assert!(matches!(buffer.next_frame(), Err(WireError::TooLarge { .. })));
+  }
+
+  #[test]
+  fn a_short_body_cannot_announce_a_huge_string() {
+    // Verdict::Refused with a string length of 0x0fffff00 in a 6-byte body (found by fuzzing).
+    let body = [0x01, 0xfc, 0x00, 0xff, 0xff, 0x0f];
+    assert!(matches!(decode::<Verdict>(&body), Err(WireError::Malformed(_))));
   }
 
   #[test]

@@ -22,7 +22,11 @@ class SQLite3Error extends Error {}
 Object.defineProperty(SQLite3Error.prototype, 'name', { value: 'SQLite3Error' })
 
 const toss = (...parts) => { throw new Error(parts.join(' ')) }
-const toss3 = (...parts) => { throw new SQLite3Error(parts.join(' ')) }
+// oo1 takes a trailing object argument (null included) as the Error's options, not as text.
+const toss3 = (...parts) => {
+  if (parts.length > 1 && typeof parts[parts.length - 1] === 'object') parts.pop()
+  throw new SQLite3Error(parts.join(' '))
+}
 
 // SQLite's result code names, primary and extended (sqlite3_js_rc_str).
 const RC = {

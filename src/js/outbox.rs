@@ -138,8 +138,15 @@ impl Sink for Outbox {
   }
 }
 
+/// Node deletes the threadsafe function (after `dispose`, or when its environment shuts down,
+/// e.g. a worker thread is terminated): nothing may use it after this.
 unsafe extern "C" fn finalize(_env: sys::napi_env, _data: *mut c_void, context: *mut c_void) {
-  drop(unsafe { Arc::from_raw(context as *const Outbox) });
+  let outbox = unsafe { Arc::from_raw(context as *const Outbox) };
+  let mut state = outbox.lock();
+  state.tsfn = ptr::null_mut();
+  state.queue.clear();
+  drop(state);
+  drop(outbox);
 }
 
 unsafe extern "C" fn call_js(

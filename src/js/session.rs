@@ -326,7 +326,10 @@ impl NativeSession {
 }
 
 impl Drop for NativeSession {
+  // The object is collected only after `dispose` (the threadsafe function holds the dispatcher,
+  // which holds the session) or when its environment shuts down, when Node deletes the
+  // threadsafe function itself: releasing it here would touch a function being torn down.
   fn drop(&mut self) {
-    self.outbox.dispose();
+    self.backend = None;
   }
 }

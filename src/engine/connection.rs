@@ -402,6 +402,17 @@ impl Statement {
     unsafe { ffi::sqlite3_stmt_readonly(self.raw) != 0 }
   }
 
+  /// The position of a parameter (0 when the statement has no such name).
+  fn parameter_index(&self, key: &ParamKey) -> c_int {
+    match key {
+      ParamKey::Index(i) => *i,
+      ParamKey::Name(name) => match CString::new(name.as_str()) {
+        Ok(c) => unsafe { ffi::sqlite3_bind_parameter_index(self.raw, c.as_ptr()) },
+        Err(_) => 0,
+      },
+    }
+  }
+
   pub fn parameter_count(&self) -> c_int {
     unsafe { ffi::sqlite3_bind_parameter_count(self.raw) }
   }
@@ -429,13 +440,7 @@ impl Statement {
       }
       Params::Named(pairs) => {
         for (key, value) in pairs {
-          let index = match key {
-            ParamKey::Index(i) => *i,
-            ParamKey::Name(name) => match CString::new(name.as_str()) {
-              Ok(c) => unsafe { ffi::sqlite3_bind_parameter_index(self.raw, c.as_ptr()) },
-              Err(_) => 0,
-            },
-          };
+          let index = self.parameter_index(key);
           if index < 1 || index > count {
             let shown = match key {
               ParamKey::Index(i) => i.to_string(),
@@ -507,13 +512,7 @@ impl Statement {
         self.reset();
         self.clear_bindings();
         for (key, value) in pairs {
-          let index = match key {
-            ParamKey::Index(i) => *i,
-            ParamKey::Name(name) => match CString::new(name.as_str()) {
-              Ok(c) => unsafe { ffi::sqlite3_bind_parameter_index(self.raw, c.as_ptr()) },
-              Err(_) => 0,
-            },
-          };
+          let index = self.parameter_index(key);
           self.bind_one(index, value)?;
         }
         Ok(())

@@ -60,7 +60,7 @@ async function cluster(dir, prefix) {
         if (m) resolve(JSON.parse(m[1]))
       })
       child.on('exit', (code) => reject(new Error(`master exited with ${code}`)))
-      setTimeout(() => reject(new Error('master did not start in 120 s')), 120000)
+      setTimeout(() => reject(new Error('master did not start in 120 s')), 120000).unref()
     })
     assert.strictEqual(info.role, 'master')
     const db = await sqlite.create({ filename: file, connect: true, connectTimeout: 60000 })

@@ -58,10 +58,8 @@ const EXTENDED = {
 }
 for (const [primary, names] of Object.entries(EXTENDED)) {
   const base = Number(Object.keys(RC).find((k) => RC[k] === primary))
-  names.forEach((name, i) => { RC[base | ((primary === 'SQLITE_OK' ? i : i + 1) << 8)] = `${primary}_${name}` })
+  names.forEach((name, i) => { RC[base | ((i + 1) << 8)] = `${primary}_${name}` })
 }
-RC[256] = 'SQLITE_OK_LOAD_PERMANENTLY'
-RC[512] = 'SQLITE_OK_SYMLINK'
 
 /** oo1's text for an SQLite error: "SQLITE_CONSTRAINT_UNIQUE: sqlite3 result code 2067: …". */
 function sqliteFailure(code, text) {
@@ -186,12 +184,12 @@ class Worker1 {
     return this.list[0]
   }
 
-  /** `dbs[dbId] || dbList[0]`: an unknown or closed id silently means the default db. */
+  /** `dbs[dbId] || dbList[0]`: an unknown or closed id silently means the default db.
+   *  Returns `{ id, db, filename }`, or undefined when nothing is open and it is not required. */
   dbOf(ev, required = true) {
     const id = (ev.dbId !== undefined && this.dbs.has(ev.dbId)) ? ev.dbId : this.defaultId()
-    const entry = id === undefined ? undefined : this.dbs.get(id)
-    if (!entry && required) toss('DB is not opened.')
-    return entry
+    if (id === undefined) return required ? toss('DB is not opened.') : undefined
+    return { id, ...this.dbs.get(id) }
   }
 
   async handle(ev) {
@@ -271,9 +269,8 @@ const HANDLERS = {
     const response = { filename: entry && entry.filename }
     if (entry) {
       const unlink = ev.args && typeof ev.args === 'object' ? Boolean(ev.args.unlink) : false
-      const id = [...this.dbs].find(([, e]) => e === entry)[0]
-      this.dbs.delete(id)
-      this.list.splice(this.list.indexOf(id), 1)
+      this.dbs.delete(entry.id)
+      this.list.splice(this.list.indexOf(entry.id), 1)
       await new Promise((resolve) => entry.db.close(() => resolve()))
       if (unlink && entry.filename && entry.filename !== ':memory:' && !entry.filename.startsWith('file:')) {
         try {
@@ -284,7 +281,7 @@ const HANDLERS = {
     return response
   },
 
-  async exec(ev, transfer) {
+  async exec(ev) {
     const rc = typeof ev.args === 'string' ? { sql: ev.args } : (ev.args || {})
     if (rc.rowMode === 'stmt') toss("Invalid rowMode for 'exec': stmt mode does not work in the Worker API.")
     else if (!rc.sql) toss("'exec' requires input SQL.")
@@ -294,7 +291,7 @@ const HANDLERS = {
     if (streaming && !rc.columnNames) rc.columnNames = []
     const { sql, rowOf } = parseExec(rc)
     if (!sql) toss3('exec() requires an SQL string.')
-    const bind = rc.bind && true ? bindParams(rc.bind) : undefined
+    const bind = rc.bind ? bindParams(rc.bind) : undefined // oo1: a falsy bind is not bound
     const resultRows = Array.isArray(rc.resultRows) ? rc.resultRows : undefined
     const wantNames = Array.isArray(rc.columnNames)
     const first = rowOf ? 1 : wantNames ? 2 : 0

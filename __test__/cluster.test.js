@@ -13,7 +13,7 @@ afterEach(killAll)
 const KEY = 'correct horse battery staple'
 
 function sockOf(file) {
-  return path.join(path.dirname(fs.realpathSync(file)), `.${path.basename(file)}.cluster`, 'sock')
+  return path.join(fs.realpathSync(path.dirname(file)), `.${path.basename(file)}.cluster`, 'sock')
 }
 
 /** A master agent (serve) and its database, with a `log` table. */
@@ -70,6 +70,19 @@ describe('roles and election', () => {
     await others[0].call('exec', 'CREATE TABLE t(x)')
     await others[1].call('run', 'INSERT INTO t VALUES (?)', [42])
     expect(await a.call('all', 'SELECT x FROM t')).toEqual([{ x: 42 }])
+  })
+
+  test('a process that joined but has not sent its open yet does not become master before it', async () => {
+    // The master must have the file open before it serves anyone: a client that joined in
+    // between used to get CLUSTER_MASTER_LOST.
+    const file = path.join(tmpDir('join'), 'join.db')
+    const early = agent()
+    await early.call('joinOnly', file, sockOf(file))
+    await sleep(300) // far longer than an election takes
+    const late = agent()
+    expect(await late.call('open', { filename: file, key: KEY })).toEqual({ role: 'master', sock: sockOf(file), masterPid: late.pid })
+    await late.call('exec', 'CREATE TABLE t(x); INSERT INTO t VALUES (1)')
+    expect(await late.call('all', 'SELECT x FROM t')).toEqual([{ x: 1 }])
   })
 
   test('ten processes starting together elect exactly one master', async () => {

@@ -4,8 +4,10 @@
 // and progress of long loops are reported as `{ event, ... }` messages.
 
 const { create } = require('../..')
+const { NativeSession } = require('../../lib/native')
 
 let db = null
+let joined = null
 
 function errorInfo(e) {
   return { message: e.message, code: e.code, errno: e.errno, masterPid: e.masterPid }
@@ -30,6 +32,11 @@ const ops = {
     db.on('role', (role, masterPid) => process.send({ event: 'role', role, masterPid, at: Date.now() }))
     db.on('error', () => {})
     return db.cluster
+  },
+  /** Joins the cluster of `sock` the way a Database does, but sends no open (yet). */
+  joinOnly(filename, sock) {
+    joined = new NativeSession(filename, () => {}, { sock, intent: 'auto', connectTimeout: 5000 })
+    return null
   },
   cluster: () => db.cluster,
   run: (sql, params) => call('run', sql, params),

@@ -371,10 +371,9 @@ impl Node {
       }
       Link::Down { .. } => {}
     }
+    // The election starts with the member's first request (its open, see `send`): a master
+    // must have the file open before it serves anyone.
     state.members.insert(session, member);
-    if matches!(state.link, Link::Down { .. }) {
-      self.start_election(&mut state);
-    }
     Ok(session)
   }
 

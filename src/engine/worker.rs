@@ -504,7 +504,7 @@ impl Worker {
       if self.conn.is_none() {
         return Err(Error::Cluster {
           code: ClusterCode::MasterLost,
-          message: "the master closed the database while this client was joining; try again".into(),
+          message: "the master has not got the database open (its own open failed, or it is closing); try again".into(),
         });
       }
       session.opened = true;

@@ -47,7 +47,11 @@ pub fn vfs_list() -> Vec<String> {
   while !vfs.is_null() {
     let name = unsafe { (*vfs).zName };
     if !name.is_null() {
-      names.push(unsafe { std::ffi::CStr::from_ptr(name) }.to_string_lossy().into_owned());
+      names.push(
+        unsafe { std::ffi::CStr::from_ptr(name) }
+          .to_string_lossy()
+          .into_owned(),
+      );
     }
     vfs = unsafe { (*vfs).pNext };
   }

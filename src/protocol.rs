@@ -271,7 +271,10 @@ impl Role {
 /// What an engine (or the cluster layer) sends to a session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Outgoing {
-  Reply { id: u32, response: Response },
+  Reply {
+    id: u32,
+    response: Response,
+  },
   Event(Event),
   /// The session entered (`true`) or left (`false`) a transaction. Sent before the reply of the
   /// statement that changed it, so a client always knows whether a lost master took a
@@ -279,5 +282,8 @@ pub enum Outgoing {
   Txn(bool),
   /// This process became master or client of the database (cluster mode only; never crosses
   /// the socket).
-  Role { role: Role, master_pid: u32 },
+  Role {
+    role: Role,
+    master_pid: u32,
+  },
 }

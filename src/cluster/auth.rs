@@ -39,7 +39,13 @@ pub fn prove(secret: &[u8], label: &[u8], first: &[u8; 32], second: &[u8; 32]) -
 }
 
 /// Checks a proof in constant time. With no secret on our side, only "no proof" matches.
-pub fn verify(secret: Option<&[u8]>, label: &[u8], first: &[u8; 32], second: &[u8; 32], proof: Option<&[u8; 32]>) -> bool {
+pub fn verify(
+  secret: Option<&[u8]>,
+  label: &[u8],
+  first: &[u8; 32],
+  second: &[u8; 32],
+  proof: Option<&[u8; 32]>,
+) -> bool {
   match (secret, proof) {
     (None, None) => true,
     (Some(secret), Some(proof)) => mac(secret, label, first, second).verify_slice(proof).is_ok(),

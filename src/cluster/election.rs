@@ -54,12 +54,19 @@ impl Paths {
     if !dir.exists() {
       if let Err(e) = DirBuilder::new().mode(0o700).create(dir) {
         if e.kind() != std::io::ErrorKind::AlreadyExists {
-          return Err(setup_error(format!("cannot create the socket directory {}: {e}", dir.display())));
+          return Err(setup_error(format!(
+            "cannot create the socket directory {}: {e}",
+            dir.display()
+          )));
         }
       }
     }
-    let meta = fs::metadata(dir)
-      .map_err(|e| setup_error(format!("cannot inspect the socket directory {}: {e}", dir.display())))?;
+    let meta = fs::metadata(dir).map_err(|e| {
+      setup_error(format!(
+        "cannot inspect the socket directory {}: {e}",
+        dir.display()
+      ))
+    })?;
     if meta.uid() != auth::euid() {
       return Err(setup_error(format!(
         "the socket directory {} belongs to another user (uid {}); choose a directory of your own with `sock`",
@@ -120,7 +127,9 @@ impl Paths {
     temp.push(format!(".{}.tmp", std::process::id()));
     let temp = PathBuf::from(temp);
     let _ = fs::remove_file(&temp);
-    let fail = |what: &str, e: std::io::Error| setup_error(format!("cannot {what} the socket {}: {e}", self.sock.display()));
+    let fail = |what: &str, e: std::io::Error| {
+      setup_error(format!("cannot {what} the socket {}: {e}", self.sock.display()))
+    };
     let listener = UnixListener::bind(&temp).map_err(|e| fail("create", e))?;
     let result = fs::set_permissions(&temp, fs::Permissions::from_mode(0o600))
       .map_err(|e| fail("chmod", e))
@@ -155,7 +164,10 @@ mod tests {
     let paths = Paths::new(&dir.join("sock")).unwrap();
     let lock = paths.try_lock().unwrap().expect("first taker gets the lock");
     assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
-    assert!(paths.try_lock().unwrap().is_none(), "a second open file description is refused");
+    assert!(
+      paths.try_lock().unwrap().is_none(),
+      "a second open file description is refused"
+    );
     assert_eq!(paths.holder_pid(), Some(std::process::id()));
     let listener = paths.bind().unwrap();
     assert_eq!(fs::metadata(&paths.sock).unwrap().mode() & 0o777, 0o600);
@@ -163,7 +175,10 @@ mod tests {
     drop(lock);
     assert!(paths.try_lock().unwrap().is_some(), "released on drop");
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
-    assert!(paths.try_lock().is_err(), "a directory others may write is refused");
+    assert!(
+      paths.try_lock().is_err(),
+      "a directory others may write is refused"
+    );
     let _ = fs::remove_dir_all(&dir);
   }
 

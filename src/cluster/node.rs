@@ -84,13 +84,17 @@ struct State {
 
 enum Link {
   /// Looking for a master; requests wait here in order.
-  Down { pending: VecDeque<(u32, u32, Request)> },
+  Down {
+    pending: VecDeque<(u32, u32, Request)>,
+  },
   Master {
     engine: Arc<Engine>,
     server: Option<Server>,
     lock: Lock,
   },
-  Client { conn: Arc<Conn> },
+  Client {
+    conn: Arc<Conn>,
+  },
 }
 
 struct Member {
@@ -295,7 +299,12 @@ impl Membership {
   }
 
   pub fn resume(&self) {
-    self.node.signal(self.session, Up::Resume { session: self.session });
+    self.node.signal(
+      self.session,
+      Up::Resume {
+        session: self.session,
+      },
+    );
   }
 
   /// Sends the requests queued since the last flush (client link).
@@ -304,7 +313,12 @@ impl Membership {
   }
 
   pub fn interrupt(&self) {
-    self.node.signal(self.session, Up::Interrupt { session: self.session });
+    self.node.signal(
+      self.session,
+      Up::Interrupt {
+        session: self.session,
+      },
+    );
   }
 
   /// Leaves the node; `done` runs when that is complete (after a graceful handover when this
@@ -389,7 +403,9 @@ impl Node {
 
   /// Records a request for replay and hands it to the link (which must be up).
   fn dispatch(state: &mut State, session: u32, id: u32, request: Request) {
-    let Some(member) = state.members.get_mut(&session) else { return };
+    let Some(member) = state.members.get_mut(&session) else {
+      return;
+    };
     member.replay.record(&request);
     match &state.link {
       Link::Master { .. } => {
@@ -449,7 +465,10 @@ impl Node {
     }
     {
       let mut nodes = NODES.lock().unwrap_or_else(|e| e.into_inner());
-      if nodes.get(&self.options.sock).is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(&self))) {
+      if nodes
+        .get(&self.options.sock)
+        .is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(&self)))
+      {
         nodes.remove(&self.options.sock);
       }
     }
@@ -522,7 +541,12 @@ impl Node {
     }
   }
 
-  fn become_client(self: &Arc<Self>, reader: FrameReader<OwnedReadHalf>, write: OwnedWriteHalf, challenge: Challenge) {
+  fn become_client(
+    self: &Arc<Self>,
+    reader: FrameReader<OwnedReadHalf>,
+    write: OwnedWriteHalf,
+    challenge: Challenge,
+  ) {
     let mut state = self.lock();
     if state.members.is_empty() {
       state.electing = false;
@@ -636,14 +660,19 @@ impl Node {
     let (unsent, written) = {
       let mut queue = conn.lock();
       queue.dead = true;
-      (std::mem::take(&mut queue.frames), std::mem::take(&mut queue.written))
+      (
+        std::mem::take(&mut queue.frames),
+        std::mem::take(&mut queue.written),
+      )
     };
     conn.wake.notify_one();
     let mut written: Vec<_> = written.into_iter().collect();
     written.sort_by_key(|(_, (sequence, _))| *sequence);
     let mut pending = VecDeque::new();
     for ((session, id), (_, request)) in written {
-      let Some(member) = state.members.get_mut(&session) else { continue };
+      let Some(member) = state.members.get_mut(&session) else {
+        continue;
+      };
       if id == REPLAY {
         continue; // replays are made again from the member's state
       }
@@ -652,7 +681,11 @@ impl Node {
         pending.push_back((session, id, request));
         continue;
       }
-      if member.replay.sql_of(&request).is_some_and(|sql| begins_transaction(&sql)) {
+      if member
+        .replay
+        .sql_of(&request)
+        .is_some_and(|sql| begins_transaction(&sql))
+      {
         member.replay.lost_txn = true;
       }
       let error = cluster_error(
@@ -741,7 +774,9 @@ async fn elect(node: Arc<Node>) {
     if now >= deadline {
       let why = match stalled_pid {
         Some(pid) => format!("the master (pid {pid}) holds the lock but does not answer (stopped?)"),
-        None if options.intent == Intent::Connect => "no process serves it (a `connect` client never becomes master)".into(),
+        None if options.intent == Intent::Connect => {
+          "no process serves it (a `connect` client never becomes master)".into()
+        }
         None => "no process serves it".into(),
       };
       return node.fail(cluster_error(
@@ -768,7 +803,9 @@ async fn connect(
   let sock = &node.paths.sock;
   let stream = match UnixStream::connect(sock).await {
     Ok(stream) => stream,
-    Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => return Err(Attempt::Retry),
+    Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
+      return Err(Attempt::Retry)
+    }
     Err(e) => {
       return Err(Attempt::Fatal(Error::sqlite(
         rusqlite::ffi::SQLITE_CANTOPEN,
@@ -811,7 +848,10 @@ async fn connect(
       Err(e) => {
         return Err(Attempt::Fatal(cluster_error(
           ClusterCode::Protocol,
-          format!("the process at {} is not a sqlite3-cluster master this version understands ({e})", sock.display()),
+          format!(
+            "the process at {} is not a sqlite3-cluster master this version understands ({e})",
+            sock.display()
+          ),
         )))
       }
     };
@@ -827,7 +867,13 @@ async fn connect(
       )));
     }
     let ours = secret.as_deref();
-    if !auth::verify(ours, auth::MASTER, &nonce, &challenge.nonce, challenge.proof.as_ref()) {
+    if !auth::verify(
+      ours,
+      auth::MASTER,
+      &nonce,
+      &challenge.nonce,
+      challenge.proof.as_ref(),
+    ) {
       let why = match (ours, challenge.proof) {
         (None, _) => "the master requires a `secret` and this process has none",
         (Some(_), None) => "this process has a `secret` but the master has none",
@@ -835,7 +881,10 @@ async fn connect(
       };
       return Err(Attempt::Fatal(cluster_error(
         ClusterCode::Auth,
-        format!("{why} (master pid {}); give every process the same `secret`", challenge.pid),
+        format!(
+          "{why} (master pid {}); give every process the same `secret`",
+          challenge.pid
+        ),
       )));
     }
     let proof = Proof {
@@ -892,7 +941,10 @@ async fn client_writer(conn: Arc<Conn>, mut write: OwnedWriteHalf, node: Weak<No
         if let Up::Request { session, id, .. } = up {
           conn.lock().written.remove(&(*session, *id));
           if let Some(node) = node.upgrade() {
-            let error = Error::sqlite(rusqlite::ffi::SQLITE_TOOBIG, format!("the request cannot be sent to the master: {e}"));
+            let error = Error::sqlite(
+              rusqlite::ffi::SQLITE_TOOBIG,
+              format!("the request cannot be sent to the master: {e}"),
+            );
             let mut reply = vec![Down::Message {
               session: *session,
               message: Outgoing::Reply {

@@ -71,7 +71,12 @@ impl Server {
   }
 }
 
-async fn accept(listener: UnixListener, config: Arc<ServerConfig>, mut closing: watch::Receiver<bool>, live: Arc<AtomicUsize>) {
+async fn accept(
+  listener: UnixListener,
+  config: Arc<ServerConfig>,
+  mut closing: watch::Receiver<bool>,
+  live: Arc<AtomicUsize>,
+) {
   loop {
     tokio::select! {
       accepted = listener.accept() => match accepted {
@@ -126,10 +131,14 @@ impl Sink for ConnSink {
         if let Outgoing::Txn(on) = message {
           self.in_txn.store(on, Ordering::Release);
         }
-        self.buffer.lock().unwrap_or_else(|e| e.into_inner()).push(Down::Message {
-          session: self.session,
-          message,
-        });
+        self
+          .buffer
+          .lock()
+          .unwrap_or_else(|e| e.into_inner())
+          .push(Down::Message {
+            session: self.session,
+            message,
+          });
       }
     }
   }
@@ -305,7 +314,11 @@ async fn drain<R: tokio::io::AsyncRead + Unpin>(
   tokio::time::timeout(GRACE, work).await.unwrap_or(false)
 }
 
-async fn write_loop(mut write: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Vec<Down>>, budget: Arc<Semaphore>) {
+async fn write_loop(
+  mut write: OwnedWriteHalf,
+  mut rx: mpsc::UnboundedReceiver<Vec<Down>>,
+  budget: Arc<Semaphore>,
+) {
   let mut buffer = Vec::with_capacity(64 << 10);
   while let Some(first) = rx.recv().await {
     buffer.clear();
@@ -318,7 +331,11 @@ async fn write_loop(mut write: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<V
         }
         put(down, &mut buffer);
       }
-      next = if buffer.len() < WRITE_BATCH { rx.try_recv().ok() } else { None };
+      next = if buffer.len() < WRITE_BATCH {
+        rx.try_recv().ok()
+      } else {
+        None
+      };
     }
     if write.write_all(&buffer).await.is_err() {
       break;
@@ -346,7 +363,13 @@ fn put(down: &Down, buffer: &mut Vec<u8>) {
             limit >> 20
           ),
         );
-        let reply = Down::Message { session, message: Outgoing::Reply { id, response: Response::Error(error) } };
+        let reply = Down::Message {
+          session,
+          message: Outgoing::Reply {
+            id,
+            response: Response::Error(error),
+          },
+        };
         let _ = wire::encode(&reply, buffer);
       }
     }

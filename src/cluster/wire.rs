@@ -78,19 +78,34 @@ pub enum Verdict {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Up {
   /// Starts session `session` of this connection (one per Database of the client process).
-  Attach { session: u32 },
-  Request { session: u32, id: u32, request: Request },
+  Attach {
+    session: u32,
+  },
+  Request {
+    session: u32,
+    id: u32,
+    request: Request,
+  },
   /// The client consumed one `each()` chunk of the session.
-  Resume { session: u32 },
-  Interrupt { session: u32 },
+  Resume {
+    session: u32,
+  },
+  Interrupt {
+    session: u32,
+  },
   /// Ends the session: the master rolls back what it left open.
-  Detach { session: u32 },
+  Detach {
+    session: u32,
+  },
 }
 
 /// Master to client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Down {
-  Message { session: u32, message: Outgoing },
+  Message {
+    session: u32,
+    message: Outgoing,
+  },
   /// The master is closing gracefully: it answered every request it read, and will execute
   /// nothing more. Requests still unanswered were never run and may be sent to the next master.
   Closing,
@@ -112,7 +127,10 @@ impl Down {
 #[derive(Debug)]
 pub enum WireError {
   /// A frame announced a body larger than the limit.
-  TooLarge { size: usize, limit: usize },
+  TooLarge {
+    size: usize,
+    limit: usize,
+  },
   /// A body that is not a valid message.
   Malformed(String),
   Io(std::io::Error),
@@ -121,7 +139,9 @@ pub enum WireError {
 impl std::fmt::Display for WireError {
   fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
     match self {
-      WireError::TooLarge { size, limit } => write!(f, "frame of {size} bytes exceeds the limit of {limit} bytes"),
+      WireError::TooLarge { size, limit } => {
+        write!(f, "frame of {size} bytes exceeds the limit of {limit} bytes")
+      }
       WireError::Malformed(why) => write!(f, "malformed message: {why}"),
       WireError::Io(e) => write!(f, "{e}"),
     }
@@ -161,9 +181,13 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, WireError> {
   const M: usize = 1 << 20;
   let decoded = match body.len() {
     n if n <= K => bincode::serde::decode_from_slice::<T, _>(body, config::<{ K * DECODE_FACTOR }>()),
-    n if n <= 64 * K => bincode::serde::decode_from_slice::<T, _>(body, config::<{ 64 * K * DECODE_FACTOR }>()),
+    n if n <= 64 * K => {
+      bincode::serde::decode_from_slice::<T, _>(body, config::<{ 64 * K * DECODE_FACTOR }>())
+    }
     n if n <= M => bincode::serde::decode_from_slice::<T, _>(body, config::<{ M * DECODE_FACTOR }>()),
-    n if n <= 16 * M => bincode::serde::decode_from_slice::<T, _>(body, config::<{ 16 * M * DECODE_FACTOR }>()),
+    n if n <= 16 * M => {
+      bincode::serde::decode_from_slice::<T, _>(body, config::<{ 16 * M * DECODE_FACTOR }>())
+    }
     _ => bincode::serde::decode_from_slice::<T, _>(body, config::<HUGE>()),
   };
   match decoded {
@@ -245,7 +269,11 @@ impl FrameBuffer {
 
   /// Reads into spare room of at least `want` bytes; returns how many were read (0 at EOF).
   /// Cancel-safe: the buffer only changes when the read completes.
-  pub async fn fill<R: tokio::io::AsyncRead + Unpin>(&mut self, reader: &mut R, want: usize) -> std::io::Result<usize> {
+  pub async fn fill<R: tokio::io::AsyncRead + Unpin>(
+    &mut self,
+    reader: &mut R,
+    want: usize,
+  ) -> std::io::Result<usize> {
     use tokio::io::AsyncReadExt;
     self.compact();
     self.data.reserve(want);
@@ -279,7 +307,9 @@ impl<R: tokio::io::AsyncRead + Unpin> FrameReader<R> {
       }
       if self.buffer.fill(&mut self.inner, 64 << 10).await? == 0 {
         return if self.buffer.data.len() > self.buffer.start {
-          Err(WireError::Malformed("the connection closed inside a frame".into()))
+          Err(WireError::Malformed(
+            "the connection closed inside a frame".into(),
+          ))
         } else {
           Ok(None)
         };
@@ -370,7 +400,12 @@ mod tests {
 
   #[test]
   fn garbage_is_malformed_not_a_panic() {
-    for body in [&b""[..], b"\xff\xff\xff\xff\xff", b"\x01\x02", b"\x00\xfd\xff\xff\xff\xff\xff\xff\xff\x7f"] {
+    for body in [
+      &b""[..],
+      b"\xff\xff\xff\xff\xff",
+      b"\x01\x02",
+      b"\x00\xfd\xff\xff\xff\xff\xff\xff\xff\x7f",
+    ] {
       assert!(decode::<Up>(body).is_err());
     }
     let request = Up::Request {

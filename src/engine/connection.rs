@@ -25,6 +25,8 @@ pub struct Connection {
   /// hooks' context pointer; the engine drains it after each step of work.
   #[allow(clippy::box_collection)] // the hooks hold a pointer to the Vec itself, which must not move
   hook_events: Box<Vec<Event>>,
+  /// Some hook is on (its events must see every statement as the user ran it).
+  hooked: bool,
 }
 
 // The engine thread owns the connection; `sqlite3_interrupt` is the only call made from other
@@ -61,6 +63,7 @@ impl Connection {
     Ok(Connection {
       db,
       hook_events: Box::new(Vec::new()),
+      hooked: false,
     })
   }
 
@@ -146,7 +149,10 @@ impl Connection {
     let mut size: ffi::sqlite3_int64 = 0;
     let data = unsafe { ffi::sqlite3_serialize(self.db, c"main".as_ptr(), &mut size, 0) };
     if data.is_null() {
-      return Err(Error::sqlite(ffi::SQLITE_NOMEM, "the database could not be serialized"));
+      return Err(Error::sqlite(
+        ffi::SQLITE_NOMEM,
+        "the database could not be serialized",
+      ));
     }
     let bytes = unsafe { std::slice::from_raw_parts(data as *const u8, size as usize) }.to_vec();
     unsafe { ffi::sqlite3_free(data.cast()) };
@@ -234,6 +240,10 @@ impl Connection {
     Err(Error::sqlite(rc, message))
   }
 
+  pub fn hooked(&self) -> bool {
+    self.hooked
+  }
+
   /// Events the hooks produced since the last call.
   pub fn take_events(&mut self) -> Vec<Event> {
     if self.hook_events.is_empty() {
@@ -246,6 +256,7 @@ impl Connection {
   /// `sqlite3_trace_v2` registration (the legacy `sqlite3_trace` and `sqlite3_profile` each
   /// switch the other off).
   pub fn set_hooks(&mut self, trace: bool, profile: bool, change: bool) {
+    self.hooked = trace || profile || change;
     let ctx: *mut Vec<Event> = &mut *self.hook_events;
     let mask = (if trace { ffi::SQLITE_TRACE_STMT } else { 0 })
       | (if profile { ffi::SQLITE_TRACE_PROFILE } else { 0 });
@@ -432,7 +443,10 @@ impl Statement {
         for (i, value) in values.iter().enumerate() {
           let index = i as c_int + 1;
           if index > count {
-            return Err(Error::sqlite(SCRIPT_ERROR, format!("Bind index {index} is out of range.")));
+            return Err(Error::sqlite(
+              SCRIPT_ERROR,
+              format!("Bind index {index} is out of range."),
+            ));
           }
           self.bind_one(index, value)?;
         }
@@ -446,7 +460,10 @@ impl Statement {
               ParamKey::Index(i) => i.to_string(),
               ParamKey::Name(name) => name.clone(),
             };
-            return Err(Error::sqlite(SCRIPT_ERROR, format!("Invalid bind() parameter name: {shown}")));
+            return Err(Error::sqlite(
+              SCRIPT_ERROR,
+              format!("Invalid bind() parameter name: {shown}"),
+            ));
           }
           self.bind_one(index, value)?;
         }
@@ -461,7 +478,9 @@ impl Statement {
     if text.is_null() {
       return String::new();
     }
-    unsafe { std::ffi::CStr::from_ptr(text) }.to_string_lossy().into_owned()
+    unsafe { std::ffi::CStr::from_ptr(text) }
+      .to_string_lossy()
+      .into_owned()
   }
 
   pub fn step(&mut self) -> c_int {

@@ -135,7 +135,11 @@ impl Engine {
 
   fn attach_as(self: &Arc<Engine>, sink: Arc<dyn Sink>, remote: bool) -> SessionHandle {
     let session = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
-    let _ = self.commands.send(Command::Attach { session, sink, remote });
+    let _ = self.commands.send(Command::Attach {
+      session,
+      sink,
+      remote,
+    });
     SessionHandle {
       engine: self.clone(),
       session,
@@ -223,6 +227,26 @@ pub fn begins_transaction(sql: &str) -> bool {
   let head = sql.trim_start();
   let word: String = head.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
   word.eq_ignore_ascii_case("BEGIN") || word.eq_ignore_ascii_case("SAVEPOINT")
+}
+
+/// SQL that starts with `SELECT`, `WITH` or `VALUES` (after blanks and comments): with a
+/// read-only statement that returns columns, a query and nothing else (no pragma, no BEGIN).
+pub fn is_query(sql: &str) -> bool {
+  let mut rest = sql;
+  loop {
+    rest = rest.trim_start();
+    if let Some(after) = rest.strip_prefix("--") {
+      rest = after.split_once('\n').map_or("", |(_, tail)| tail);
+    } else if let Some(after) = rest.strip_prefix("/*") {
+      rest = after.split_once("*/").map_or("", |(_, tail)| tail);
+    } else {
+      break;
+    }
+  }
+  let word: String = rest.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+  ["SELECT", "WITH", "VALUES"]
+    .iter()
+    .any(|w| word.eq_ignore_ascii_case(w))
 }
 
 /// The path that identifies a database file: the real path of its directory plus its name, so

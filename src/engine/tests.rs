@@ -297,3 +297,76 @@ fn a_wrong_key_fails_at_open_with_notadb() {
   assert_eq!(opened, Response::Done);
   assert_eq!(int_rows(c.call(1, "SELECT count(*) FROM t", Mode::All)), vec![0]);
 }
+
+/// Every message a session received, until the reply to `last`.
+fn messages_until(client: &Client, last: u32) -> Vec<Outgoing> {
+  let mut out = Vec::new();
+  loop {
+    let message = client.inbox.recv_timeout(WAIT).expect("a message");
+    let done = matches!(message, Outgoing::Reply { id, .. } if id == last);
+    out.push(message);
+    if done {
+      return out;
+    }
+  }
+}
+
+#[test]
+fn queries_grouped_in_one_read_transaction_change_nothing_a_session_can_see() {
+  let path = temp_db("read-group");
+  let engine = Engine::for_file(&path);
+  let (a, _) = Client::open(&engine, options(&path));
+  let (b, _) = Client::open(&engine, options(&path));
+  let (c, _) = Client::open(&engine, options(&path));
+  a.call(1, "CREATE TABLE t(x)", Mode::Run);
+  // All sent at once: a's reads queue up behind each other, so the engine groups them, while
+  // b writes (alone, then in a transaction of its own) and c, whose transaction was lost,
+  // rolls back in the middle of a group.
+  c.handle.send(1, Request::Abort);
+  for id in 2..40 {
+    a.query(id, "SELECT count(*) FROM t", Mode::All);
+  }
+  let writes = [
+    "INSERT INTO t VALUES (1)",
+    "BEGIN",
+    "INSERT INTO t VALUES (2)",
+    "COMMIT",
+  ];
+  for (i, sql) in writes.iter().enumerate() {
+    b.query(i as u32 + 1, sql, Mode::Run);
+  }
+  c.query(2, "ROLLBACK", Mode::Run);
+  c.query(3, "SELECT count(*) FROM t", Mode::All);
+  for id in 40..60 {
+    a.query(id, "/* after */ SELECT count(*) FROM t", Mode::All);
+  }
+
+  for (i, message) in messages_until(&b, writes.len() as u32).into_iter().enumerate() {
+    if let Outgoing::Reply { response, .. } = message {
+      assert!(
+        matches!(response, Response::Run { .. }),
+        "b's statement {i}: {response:?}"
+      );
+    }
+  }
+  assert_eq!(c.reply(1), Response::Done);
+  assert!(matches!(c.reply(2), Response::Run { changes: 0, .. }));
+  assert!(matches!(c.reply(3), Response::Rows(_)));
+  // a never hears of a transaction, and what it counts only grows, up to both rows.
+  let mut counts = Vec::new();
+  for message in messages_until(&a, 59) {
+    match message {
+      Outgoing::Reply { response, .. } => counts.push(int_rows(response)[0]),
+      other => panic!("a got {other:?}"),
+    }
+  }
+  assert_eq!(counts.len(), 58);
+  assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
+  assert_eq!(counts.last(), Some(&2));
+
+  // The engine is idle now: no group holds the file, so another process can write at once.
+  let other = rusqlite::Connection::open(&path).unwrap();
+  other.busy_timeout(Duration::from_millis(2000)).unwrap();
+  other.execute("INSERT INTO t VALUES (3)", []).unwrap();
+  assert_eq!(int_rows(a.call(60, "SELECT count(*) FROM t", Mode::All)), vec![3]);
+}

@@ -123,7 +123,11 @@ unsafe fn element(env: sys::napi_env, v: sys::napi_value, i: u32) -> JsResult<sy
 
 /// `values` undefined → no parameters; `names` undefined → positional; otherwise `names[i]`
 /// (a string with its prefix, or a position) goes with `values[i]`.
-pub unsafe fn params(env: sys::napi_env, values: sys::napi_value, names: sys::napi_value) -> JsResult<Params> {
+pub unsafe fn params(
+  env: sys::napi_env,
+  values: sys::napi_value,
+  names: sys::napi_value,
+) -> JsResult<Params> {
   unsafe { params_as(env, values, names, false) }
 }
 
@@ -290,16 +294,39 @@ impl Writer {
         None => self.null,
       };
       let mut values = ptr::null_mut();
-      call!(sys::napi_create_array_with_length(self.env, result.values.len(), &mut values));
+      call!(sys::napi_create_array_with_length(
+        self.env,
+        result.values.len(),
+        &mut values
+      ));
       for (i, value) in result.values.iter().enumerate() {
-        call!(sys::napi_set_element(self.env, values, i as u32, self.exact_value(value)?));
+        call!(sys::napi_set_element(
+          self.env,
+          values,
+          i as u32,
+          self.exact_value(value)?
+        ));
       }
       let statements = self.strings(&result.statements)?;
       let mut last = ptr::null_mut();
-      call!(sys::napi_create_bigint_int64(self.env, result.last_insert_rowid, &mut last));
-      let fields = [columns, values, statements, self.num(result.changes as f64)?, last];
+      call!(sys::napi_create_bigint_int64(
+        self.env,
+        result.last_insert_rowid,
+        &mut last
+      ));
+      let fields = [
+        columns,
+        values,
+        statements,
+        self.num(result.changes as f64)?,
+        last,
+      ];
       let mut info = ptr::null_mut();
-      call!(sys::napi_create_array_with_length(self.env, fields.len(), &mut info));
+      call!(sys::napi_create_array_with_length(
+        self.env,
+        fields.len(),
+        &mut info
+      ));
       for (i, field) in fields.into_iter().enumerate() {
         call!(sys::napi_set_element(self.env, info, i as u32, field));
       }
@@ -415,7 +442,11 @@ impl Writer {
         // The outbox never queues these (see `Outbox::send`).
         Outgoing::Txn(_) => Ok(()),
         Outgoing::Role { role, master_pid } => {
-          let (name, role, pid) = (self.str("role")?, self.str(role.as_str())?, self.num(*master_pid as f64)?);
+          let (name, role, pid) = (
+            self.str("role")?,
+            self.str(role.as_str())?,
+            self.num(*master_pid as f64)?,
+          );
           self.message(0, EVENT, name, role, pid)
         }
         Outgoing::Event(event) => match event {

@@ -233,8 +233,17 @@ impl NativeSession {
   /// Worker1's `exec`. `first`: 0 step the first result statement once, 1 read its rows,
   /// 2 only report its column names.
   #[napi]
-  pub fn script(&self, env: Env, id: u32, sql: String, values: Unknown, names: Unknown, first: u32) -> Result<()> {
-    let bind = unsafe { convert::params_as(env.raw(), values.raw(), names.raw(), true) }.map_err(type_error)?;
+  pub fn script(
+    &self,
+    env: Env,
+    id: u32,
+    sql: String,
+    values: Unknown,
+    names: Unknown,
+    first: u32,
+  ) -> Result<()> {
+    let bind =
+      unsafe { convert::params_as(env.raw(), values.raw(), names.raw(), true) }.map_err(type_error)?;
     let first = match first {
       0 => FirstResult::Step,
       1 => FirstResult::Read,

@@ -370,3 +370,31 @@ fn queries_grouped_in_one_read_transaction_change_nothing_a_session_can_see() {
   other.execute("INSERT INTO t VALUES (3)", []).unwrap();
   assert_eq!(int_rows(a.call(60, "SELECT count(*) FROM t", Mode::All)), vec![3]);
 }
+
+#[test]
+fn a_query_sent_after_a_group_began_sees_what_another_process_committed_before() {
+  let path = temp_db("read-group-horizon");
+  let engine = Engine::for_file(&path);
+  let (a, _) = Client::open(&engine, options(&path));
+  let (c, _) = Client::open(&engine, options(&path));
+  a.call(1, "PRAGMA journal_mode = WAL", Mode::All);
+  a.call(2, "CREATE TABLE t(x)", Mode::Run);
+  // A slow query and one behind it: the engine opens a group whose snapshot has no rows.
+  // (It reads t first: in WAL mode the snapshot is taken at the first read of a table.)
+  a.query(
+    3,
+    "WITH RECURSIVE n(i) AS (SELECT (SELECT count(*) FROM t) UNION ALL SELECT i + 1 FROM n WHERE i < 5000000) \
+     SELECT count(*) FROM n",
+    Mode::All,
+  );
+  a.query(4, "SELECT count(*) FROM t", Mode::All);
+  std::thread::sleep(Duration::from_millis(100));
+  // Meanwhile another process commits a row (WAL lets it write beside the reader)...
+  let other = rusqlite::Connection::open(&path).unwrap();
+  other.busy_timeout(Duration::from_millis(2000)).unwrap();
+  other.execute("INSERT INTO t VALUES (1)", []).unwrap();
+  // ...and only then c asks: it must see the row, whatever group is open.
+  assert_eq!(int_rows(c.call(1, "SELECT count(*) FROM t", Mode::All)), vec![1]);
+  assert_eq!(int_rows(a.reply(3)), vec![5_000_001]);
+  a.reply(4); // 0 or 1: either is a snapshot taken after it was sent
+}

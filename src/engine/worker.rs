@@ -41,7 +41,8 @@ struct Hooks {
 
 struct Session {
   sink: Arc<dyn Sink>,
-  queue: VecDeque<(u32, Request)>,
+  /// Requests waiting, with their arrival numbers (`Worker::received`).
+  queue: VecDeque<(u32, Request, u64)>,
   /// Statements of `db.prepare()`; `None` for a statement of empty SQL (valid, but it fails
   /// with `SQLITE_MISUSE: not an error` when run, as in node-sqlite3).
   statements: HashMap<u32, Option<Statement>>,
@@ -96,8 +97,12 @@ struct Worker {
   /// and checks the file once per group instead of once per query: under fan-in that locking
   /// was about 40% of this thread's time. The group ends before anything else runs, when the
   /// engine runs out of work, and after `GROUP_UNITS` queries, so a writer in another process
-  /// waits no longer than for a few queries.
+  /// waits no longer than for a few queries. Only queries that arrived before the group began
+  /// join it, so none misses a write committed (by any process) before it was sent.
   group: u32,
+  /// Requests received so far, and how many had been when the open group began.
+  received: u64,
+  group_horizon: u64,
   /// `BEGIN` and `COMMIT` of read groups, prepared once per connection.
   group_sql: Option<(Statement, Statement)>,
 }
@@ -121,6 +126,8 @@ pub(super) fn run(commands: Receiver<Command>, shared: Arc<Shared>) {
     touched: Vec::new(),
     units_since_flush: 0,
     group: 0,
+    received: 0,
+    group_horizon: 0,
     group_sql: None,
   };
   loop {
@@ -228,7 +235,8 @@ impl Worker {
       }
       Command::Request { session, id, request } => {
         if let Some(s) = self.sessions.get_mut(&session) {
-          s.queue.push_back((id, request));
+          self.received += 1;
+          s.queue.push_back((id, request, self.received));
         }
       }
       Command::Resume { session } => {
@@ -288,16 +296,19 @@ impl Worker {
     if !self.touched.iter().any(|(s, _)| *s == id) {
       self.touched.push((id, session.sink.clone()));
     }
-    let query = matches!(session.queue.front(),
-      Some((_, Request::Query { mode, sql, .. })) if *mode != Mode::Each && is_query(sql));
-    if session.stream.is_some() || session.aborted || !query {
+    // A query joins the open group only if it arrived before the group began: the group's
+    // snapshot then holds everything committed before the query was sent.
+    let joins = matches!(session.queue.front(),
+      Some((_, Request::Query { mode, sql, .. }, arrival))
+        if *mode != Mode::Each && is_query(sql) && (self.group == 0 || *arrival <= self.group_horizon));
+    if session.stream.is_some() || session.aborted || !joins {
       self.end_group();
     }
     self.set_running(id);
     let keep = if session.stream.is_some() {
       self.continue_stream(&mut session);
       true
-    } else if let Some((rid, request)) = session.queue.pop_front() {
+    } else if let Some((rid, request, _)) = session.queue.pop_front() {
       self.handle(id, &mut session, rid, request)
     } else {
       true
@@ -754,6 +765,7 @@ impl Worker {
     begin.reset();
     if rc == ffi::SQLITE_DONE {
       self.group = 1;
+      self.group_horizon = self.received;
     }
   }
 

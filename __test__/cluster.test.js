@@ -396,6 +396,25 @@ describe('security', () => {
     }
   })
 
+  test('a client with the wrong key is refused at create() with SQLITE_NOTADB, so it can never take over', async () => {
+    const file = path.join(tmpDir('wrongkey'), 'wrongkey.db')
+    const m = await master(file)
+    await m.call('run', 'INSERT INTO log(v) VALUES (?)', ['kept'])
+    for (const options of [{ connect: true, key: 'not the key' }, { key: Buffer.alloc(32, 7) }]) {
+      const c = agent()
+      const result = await c.attempt('open', { filename: file, ...options })
+      expect(result.ok).toBe(false)
+      expect(result.error).toMatchObject({ code: 'SQLITE_NOTADB', errno: 26 })
+      expect(result.error.message).toMatch(/key is wrong.*checked its own `key` against the file/)
+      await c.kill()
+    }
+    // The right key and no key at all still join; the master never noticed the others.
+    const right = await client(file, { key: KEY })
+    expect(await right.call('all', 'SELECT v FROM log')).toEqual([{ v: 'kept' }])
+    const keyless = await client(file)
+    expect(await keyless.call('all', 'SELECT count(*) AS n FROM log')).toEqual([{ n: 1 }])
+  })
+
   test('loadExtension is refused for clients with a clear error', async () => {
     const file = path.join(tmpDir('ext'), 'e.db')
     await master(file)

@@ -63,13 +63,14 @@ async function cluster(dir, prefix) {
       setTimeout(() => reject(new Error('master did not start in 120 s')), 120000).unref()
     })
     assert.strictEqual(info.role, 'master')
-    const db = await sqlite.create({ filename: file, connect: true, connectTimeout: 60000 })
+    await assert.rejects(sqlite.create({ filename: file, connect: true, connectTimeout: 60000, key: 'wrong key' }), { code: 'SQLITE_NOTADB' })
+    const db = await sqlite.create({ filename: file, connect: true, connectTimeout: 60000, key: KEY })
     assert.strictEqual(db.cluster.role, 'client')
     assert.strictEqual(db.cluster.masterPid, info.masterPid)
     await call(db, 'run', "INSERT INTO shared VALUES ('client')")
     assert.deepStrictEqual(await call(db, 'all', 'SELECT who FROM shared ORDER BY rowid'), [{ who: 'master' }, { who: 'client' }])
     await call(db, 'close')
-    console.log(`ok   master (pid ${info.masterPid}) and client (pid ${process.pid}) share one encrypted file over the socket`)
+    console.log(`ok   master (pid ${info.masterPid}) and client (pid ${process.pid}) share one encrypted file over the socket; a client with the wrong key is refused`)
   } finally {
     child.kill('SIGKILL')
   }

@@ -196,10 +196,117 @@ fn for_the_wire(request: Request) -> Request {
   }
 }
 
-/// A member's deliveries: tracks its transaction state and hides answers to replays.
+/// A member's deliveries: tracks its transaction state, hides answers to replays, and holds
+/// back the answer to an open sent to another process's master until the member's own key has
+/// been proved against the file (`KeyCheck`).
 pub struct MemberSink {
   out: Arc<dyn Sink>,
   in_txn: AtomicBool,
+  check: Arc<Mutex<KeyCheck>>,
+}
+
+/// The key of a member's open is never sent to the master, so the master cannot tell a client
+/// with the wrong key; such a client would only fail when it took over, leaving every other
+/// process without a usable master. So a client proves its key itself, on a second read-only
+/// connection, before its open succeeds.
+enum KeyCheck {
+  None,
+  /// The open `id` went to a master with this key.
+  Armed {
+    id: u32,
+    options: OpenOptions,
+  },
+  /// The master answered the open; the check runs. Everything for the member waits here.
+  Running {
+    held: Vec<Outgoing>,
+  },
+}
+
+impl MemberSink {
+  fn new(out: Arc<dyn Sink>) -> Self {
+    MemberSink {
+      out,
+      in_txn: AtomicBool::new(false),
+      check: Arc::new(Mutex::new(KeyCheck::None)),
+    }
+  }
+
+  fn lock_check(check: &Mutex<KeyCheck>) -> MutexGuard<'_, KeyCheck> {
+    check.lock().unwrap_or_else(|e| e.into_inner())
+  }
+
+  /// The open `id` with a key goes to another process's master: check the key when it answers.
+  fn arm(&self, id: u32, options: &OpenOptions) {
+    if options.key.is_some() {
+      *Self::lock_check(&self.check) = KeyCheck::Armed {
+        id,
+        options: options.clone(),
+      };
+    }
+  }
+
+  fn deliver(&self, message: Outgoing) {
+    let mut check = Self::lock_check(&self.check);
+    match &mut *check {
+      KeyCheck::None => {
+        drop(check);
+        self.out.send(message);
+      }
+      KeyCheck::Running { held } => held.push(message),
+      KeyCheck::Armed { id, .. } => {
+        let answered = matches!(&message, Outgoing::Reply { id: got, .. } if got == id);
+        if !answered {
+          drop(check);
+          return self.out.send(message);
+        }
+        let KeyCheck::Armed { options, .. } = std::mem::replace(&mut *check, KeyCheck::None) else {
+          unreachable!("matched above")
+        };
+        if !matches!(
+          message,
+          Outgoing::Reply {
+            response: Response::Done,
+            ..
+          }
+        ) {
+          drop(check);
+          return self.out.send(message); // the master refused the open itself
+        }
+        *check = KeyCheck::Running { held: vec![message] };
+        drop(check);
+        let (state, out) = (self.check.clone(), self.out.clone());
+        let spawned = std::thread::Builder::new()
+          .name("sqlite3-cluster-key".into())
+          .spawn(move || Self::finish(&state, &*out, crate::engine::check_key(&options)));
+        if spawned.is_err() {
+          Self::finish(&self.check, &*self.out, Ok(()));
+        }
+      }
+    }
+  }
+
+  /// Delivers what waited for the check; the open fails instead when the key is wrong.
+  fn finish(check: &Mutex<KeyCheck>, out: &dyn Sink, result: Result<(), Error>) {
+    let mut check = Self::lock_check(check);
+    let KeyCheck::Running { held } = std::mem::replace(&mut *check, KeyCheck::None) else {
+      return;
+    };
+    for (i, message) in held.into_iter().enumerate() {
+      match (i, &result, message) {
+        (0, Err(e), Outgoing::Reply { id, .. }) => out.send(Outgoing::Reply {
+          id,
+          response: Response::Error(Error::sqlite(
+            rusqlite::ffi::SQLITE_NOTADB,
+            format!(
+              "{} (this process checked its own `key` against the file before joining the master)",
+              e.message()
+            ),
+          )),
+        }),
+        (_, _, message) => out.send(message),
+      }
+    }
+  }
 }
 
 impl Sink for MemberSink {
@@ -207,7 +314,7 @@ impl Sink for MemberSink {
     match message {
       Outgoing::Txn(on) => self.in_txn.store(on, Ordering::Release),
       Outgoing::Reply { id: REPLAY, .. } => {}
-      message => self.out.send(message),
+      message => self.deliver(message),
     }
   }
 }
@@ -359,10 +466,7 @@ impl Node {
     }
     let session = state.next_session;
     state.next_session += 1;
-    let sink = Arc::new(MemberSink {
-      out,
-      in_txn: AtomicBool::new(false),
-    });
+    let sink = Arc::new(MemberSink::new(out));
     let mut member = Member {
       sink: sink.clone(),
       local: None,
@@ -413,11 +517,16 @@ impl Node {
           local.send(id, request);
         }
       }
-      Link::Client { conn } => conn.stage(Up::Request {
-        session,
-        id,
-        request: for_the_wire(request),
-      }),
+      Link::Client { conn } => {
+        if let Request::Open(options) = &request {
+          member.sink.arm(id, options);
+        }
+        conn.stage(Up::Request {
+          session,
+          id,
+          request: for_the_wire(request),
+        })
+      }
       Link::Down { .. } => unreachable!("dispatch needs a link"),
     }
   }

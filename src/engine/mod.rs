@@ -20,7 +20,8 @@ use std::sync::{Arc, Mutex, Weak};
 use once_cell::sync::Lazy;
 use rusqlite::ffi;
 
-use crate::protocol::{Outgoing, Request};
+use crate::error::Error;
+use crate::protocol::{OpenOptions, Outgoing, Request};
 
 pub use connection::{Connection, Statement};
 
@@ -227,6 +228,28 @@ pub fn begins_transaction(sql: &str) -> bool {
   let head = sql.trim_start();
   let word: String = head.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
   word.eq_ignore_ascii_case("BEGIN") || word.eq_ignore_ascii_case("SAVEPOINT")
+}
+
+/// Proves `options.key` against the file without changing it (a second, read-only connection):
+/// `SQLITE_NOTADB` when the key cannot read it. A cluster client runs this before it uses the
+/// master's connection, since its own key never travels to the master. Other failures (the file
+/// busy, say) prove nothing either way and pass.
+pub fn check_key(options: &OpenOptions) -> Result<(), Error> {
+  let Some(key) = &options.key else { return Ok(()) };
+  let Ok(conn) = connection::Connection::open(
+    &options.filename,
+    ffi::SQLITE_OPEN_READONLY,
+    options.busy_timeout_ms,
+  ) else {
+    return Ok(());
+  };
+  if !options.verbose {
+    let _ = conn.execute_batch("PRAGMA cipher_log_level = NONE");
+  }
+  match conn.apply_key(key) {
+    Err(e) if e.errno() == ffi::SQLITE_NOTADB => Err(e),
+    _ => Ok(()),
+  }
 }
 
 /// SQL that starts with `SELECT`, `WITH` or `VALUES` (after blanks and comments): with a

@@ -398,3 +398,78 @@ fn a_query_sent_after_a_group_began_sees_what_another_process_committed_before()
   assert_eq!(int_rows(a.reply(3)), vec![5_000_001]);
   a.reply(4); // 0 or 1: either is a snapshot taken after it was sent
 }
+
+#[test]
+fn read_groups_leave_open_cursors_and_streams_of_other_sessions_intact() {
+  let path = temp_db("read-group-cursors");
+  let engine = Engine::for_file(&path);
+  let (a, _) = Client::open(&engine, options(&path));
+  let (b, _) = Client::open(&engine, options(&path));
+  let (c, _) = Client::open(&engine, options(&path));
+  a.call(1, "CREATE TABLE t(x)", Mode::Run);
+  a.call(
+    2,
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) INSERT INTO t SELECT i FROM n",
+    Mode::Run,
+  );
+  // a: a prepared statement stepped once with get(), its cursor left open on row 1.
+  a.handle.send(
+    3,
+    Request::Prepare {
+      stmt: 1,
+      sql: "SELECT x FROM t ORDER BY x".into(),
+    },
+  );
+  assert_eq!(a.reply(3), Response::Done);
+  let get = |id| {
+    a.handle.send(
+      id,
+      Request::Execute {
+        stmt: 1,
+        params: Params::None,
+        mode: Mode::Get,
+      },
+    );
+    match a.reply(id) {
+      Response::Row(Some(row)) => row.values[0].clone(),
+      other => panic!("expected a row, got {other:?}"),
+    }
+  };
+  assert_eq!(get(4), Value::Integer(1));
+  // c: an each() over every row, paused after its first chunks (no acknowledgements yet).
+  c.query(1, "SELECT x FROM t ORDER BY x", Mode::Each);
+  // b: queries in a burst, grouped around both.
+  for id in 1..=100 {
+    b.query(id, "SELECT count(*) FROM t", Mode::All);
+  }
+  for id in 1..=100 {
+    assert_eq!(int_rows(b.reply(id)), vec![5000]);
+  }
+  // The cursor goes on where it was, and the stream delivers every row once, in order.
+  assert_eq!(get(5), Value::Integer(2));
+  let mut next = 1;
+  loop {
+    match c.inbox.recv_timeout(WAIT).expect("stream continues") {
+      Outgoing::Reply {
+        response: Response::Chunk(rows),
+        ..
+      } => {
+        for v in rows.values {
+          assert_eq!(v, Value::Integer(next));
+          next += 1;
+        }
+        c.handle.resume();
+      }
+      Outgoing::Reply {
+        response: Response::EachEnd { error },
+        ..
+      } => {
+        assert_eq!(error, None);
+        break;
+      }
+      Outgoing::Txn(_) => {}
+      other => panic!("unexpected {other:?}"),
+    }
+  }
+  assert_eq!(next, 5001);
+}

@@ -703,7 +703,12 @@ impl Worker {
       return Some(Response::Error(e));
     }
     if self.group > 0 || (self.owner.is_none() && self.more_work(session)) {
-      if stmt.readonly() && stmt.column_count() > 0 && is_query(&sql) && !session.aborted {
+      if mode != Mode::Each
+        && stmt.readonly()
+        && stmt.column_count() > 0
+        && is_query(&sql)
+        && !session.aborted
+      {
         self.join_group();
       } else {
         self.end_group();

@@ -387,17 +387,28 @@ pub struct Statement {
   /// The result of the last operation (step, reset, bind), which node-sqlite3 reports from a
   /// parameterless `bind()` when it is `SQLITE_ROW` or `SQLITE_DONE`.
   pub status: c_int,
+  /// A plain query: read-only, returns columns, and its SQL starts with `SELECT`, `WITH` or
+  /// `VALUES` (no pragma, no transaction control). Such statements may share a read group.
+  pub query: bool,
 }
 
 unsafe impl Send for Statement {}
 
 impl Statement {
   fn new(raw: *mut ffi::sqlite3_stmt) -> Self {
+    let query = unsafe {
+      let text = ffi::sqlite3_sql(raw);
+      ffi::sqlite3_stmt_readonly(raw) != 0
+        && ffi::sqlite3_column_count(raw) > 0
+        && !text.is_null()
+        && std::ffi::CStr::from_ptr(text).to_str().is_ok_and(super::is_query)
+    };
     Statement {
       raw,
       shape: None,
       done: false,
       status: ffi::SQLITE_OK,
+      query,
     }
   }
 

@@ -447,6 +447,25 @@ fn read_groups_leave_open_cursors_and_streams_of_other_sessions_intact() {
   }
   // The cursor goes on where it was, and the stream delivers every row once, in order.
   assert_eq!(get(5), Value::Integer(2));
+  // Prepared queries sent in a burst group too, beside b's: the cursor still steps row by row.
+  for id in 6..16 {
+    a.handle.send(
+      id,
+      Request::Execute {
+        stmt: 1,
+        params: Params::None,
+        mode: Mode::Get,
+      },
+    );
+    b.query(100 + id, "SELECT count(*) FROM t", Mode::All);
+  }
+  for id in 6..16 {
+    match a.reply(id) {
+      Response::Row(Some(row)) => assert_eq!(row.values[0], Value::Integer(i64::from(id) - 3)),
+      other => panic!("expected a row, got {other:?}"),
+    }
+    assert_eq!(int_rows(b.reply(100 + id)), vec![5000]);
+  }
   let mut next = 1;
   loop {
     match c.inbox.recv_timeout(WAIT).expect("stream continues") {

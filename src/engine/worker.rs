@@ -298,9 +298,20 @@ impl Worker {
     }
     // A query joins the open group only if it arrived before the group began: the group's
     // snapshot then holds everything committed before the query was sent.
-    let joins = matches!(session.queue.front(),
-      Some((_, Request::Query { mode, sql, .. }, arrival))
-        if *mode != Mode::Each && is_query(sql) && (self.group == 0 || *arrival <= self.group_horizon));
+    let joins = match session.queue.front() {
+      Some((_, Request::Query { mode, sql, .. }, arrival)) => {
+        *mode != Mode::Each && is_query(sql) && (self.group == 0 || *arrival <= self.group_horizon)
+      }
+      Some((_, Request::Execute { stmt, mode, .. }, arrival)) => {
+        *mode != Mode::Each
+          && session
+            .statements
+            .get(stmt)
+            .is_some_and(|s| s.as_ref().is_some_and(|s| s.query))
+          && (self.group == 0 || *arrival <= self.group_horizon)
+      }
+      _ => false,
+    };
     if session.stream.is_some() || session.aborted || !joins {
       self.end_group();
     }
@@ -702,18 +713,7 @@ impl Worker {
       self.recycle(sql, stmt);
       return Some(Response::Error(e));
     }
-    if self.group > 0 || (self.owner.is_none() && self.more_work(session)) {
-      if mode != Mode::Each
-        && stmt.readonly()
-        && stmt.column_count() > 0
-        && is_query(&sql)
-        && !session.aborted
-      {
-        self.join_group();
-      } else {
-        self.end_group();
-      }
-    }
+    self.group_for(session, stmt.query && mode != Mode::Each);
     if mode == Mode::Each {
       session.stream = Some(Stream {
         id: rid,
@@ -738,6 +738,18 @@ impl Worker {
       }
     }
     self.cache.insert(sql, stmt);
+  }
+
+  /// Before a statement runs: a plain query (`query`) joins the read group, or opens one when
+  /// more work waits; anything else ends the group.
+  fn group_for(&mut self, session: &Session, query: bool) {
+    if self.group > 0 || (self.owner.is_none() && self.more_work(session)) {
+      if query && !session.aborted {
+        self.join_group();
+      } else {
+        self.end_group();
+      }
+    }
   }
 
   /// Whether anything besides `session`'s current request waits to run.
@@ -802,6 +814,8 @@ impl Worker {
     mode: Mode,
   ) -> Option<Response> {
     let readonly = session.readonly;
+    let query = mode != Mode::Each && matches!(session.statements.get(&id), Some(Some(s)) if s.query);
+    self.group_for(session, query);
     let Some(slot) = session.statements.get_mut(&id) else {
       return Some(Response::Dropped);
     };

@@ -456,6 +456,21 @@ describe('data through the socket', () => {
     expect(result.peakRss - before).toBeLessThan(60 * 1024 * 1024)
   })
 
+  test('each() of large rows through a client: chunks stay under the message limit; a row over it is a clear error', async () => {
+    const file = path.join(tmpDir('eachbig'), 'e.db')
+    await master(file)
+    const c = await client(file)
+    // 300 rows of 1 MB: 512-row chunks would be 300 MB, more than one message may carry.
+    const rows = 'WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300) SELECT i, zeroblob(1000000) AS b FROM n'
+    expect(await c.call('each', rows)).toMatchObject({ rows: 300, count: 300 })
+    const huge = await c.attempt('each', 'SELECT zeroblob(300000000) AS b')
+    expect(huge.ok).toBe(false)
+    expect(huge.error).toMatchObject({ code: 'SQLITE_TOOBIG' })
+    expect(huge.error.message).toMatch(/a row of 286 MiB is more than one cluster message may carry \(256 MiB\)/)
+    // The session goes on.
+    expect(await c.call('get', 'SELECT 1 AS one')).toEqual({ one: 1 })
+  })
+
   test('prepared statements, exec and events work through a client', async () => {
     const file = path.join(tmpDir('prepared'), 'p.db')
     await master(file)

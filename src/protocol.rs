@@ -163,6 +163,10 @@ pub struct ScriptResult {
 /// "Bind index 2 is out of range.").
 pub const SCRIPT_ERROR: i32 = -1;
 
+/// The largest message a cluster connection carries (one request, or one reply: an `all()`
+/// result, one `each()` chunk). Bigger results must be streamed with `each()`.
+pub const MESSAGE_LIMIT: usize = 256 << 20;
+
 /// The column names of a result, shared by every row of it. `id` names the shape so that a
 /// receiver can cache what it builds from the names (row constructors) and a sender can skip
 /// names the receiver already has.

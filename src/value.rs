@@ -16,6 +16,17 @@ pub enum Value {
   Blob(Vec<u8>),
 }
 
+impl Value {
+  /// About how many bytes the value takes in a message (its content plus a little framing).
+  pub fn size(&self) -> usize {
+    match self {
+      Value::Text(text) => text.len() + 9,
+      Value::Blob(bytes) => bytes.len() + 9,
+      _ => 9,
+    }
+  }
+}
+
 /// A value to bind. `Skip` leaves the parameter unbound (NULL) and is never a range error:
 /// node-sqlite3 treats `undefined`, BigInt and Symbol this way.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

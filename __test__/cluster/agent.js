@@ -50,9 +50,11 @@ const ops = {
     return new Promise((resolve, reject) => {
       let rows = 0
       let peak = 0
-      db.each(sql, () => {
-        if (++rows % 10000 === 0) peak = Math.max(peak, process.memoryUsage().rss)
-      }, (err, count) => (err ? reject(err) : resolve({ rows, count, peakRss: peak })))
+      let failure = null // node-sqlite3 hands a step error to the row callback
+      db.each(sql, (err) => {
+        if (err) failure = err
+        else if (++rows % 10000 === 0) peak = Math.max(peak, process.memoryUsage().rss)
+      }, (err, count) => (err || failure ? reject(err || failure) : resolve({ rows, count, peakRss: peak })))
     })
   },
   loadExtension: (file) => new Promise((resolve, reject) => db.loadExtension(file, (e) => (e ? reject(e) : resolve(null)))),

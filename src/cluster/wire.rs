@@ -25,9 +25,8 @@ pub const MAGIC: [u8; 8] = *b"sq3clstr";
 pub const VERSION: u32 = 1;
 /// Largest frame body before authentication.
 pub const HANDSHAKE_LIMIT: usize = 1024;
-/// Largest frame body after authentication: one request, or one reply (an `all()` result, a
-/// blob). Bigger results must be streamed with `each()`.
-pub const FRAME_LIMIT: usize = 256 << 20;
+/// Largest frame body after authentication (see `MESSAGE_LIMIT`).
+pub const FRAME_LIMIT: usize = crate::protocol::MESSAGE_LIMIT;
 
 fn config<const LIMIT: usize>() -> Configuration<LittleEndian, Varint, config::Limit<LIMIT>> {
   config::standard().with_limit::<LIMIT>()

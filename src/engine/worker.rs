@@ -19,12 +19,14 @@ use super::{is_query, is_rollback, Command, SessionId, Shared, Sink};
 use crate::error::{ClusterCode, Error};
 use crate::protocol::{
   Event, FirstResult, Key, Mode, OpenOptions, Outgoing, Request, Response, Rows, Script, ScriptResult,
-  Setting, Shape,
+  Setting, Shape, MESSAGE_LIMIT,
 };
-use crate::value::Params;
+use crate::value::{Params, Value};
 
-/// Rows per `each()` chunk.
+/// Rows per `each()` chunk, at most; a chunk also ends once its values pass `CHUNK_BYTES`, so
+/// large rows travel a few at a time and a chunk always fits a cluster message.
 const CHUNK_ROWS: usize = 512;
+const CHUNK_BYTES: usize = 8 << 20;
 /// Chunks a receiver may hold unacknowledged before the stream pauses.
 const WINDOW: u32 = 4;
 /// Prepared statements kept for one-shot queries (`db.run/get/all/each`).
@@ -899,11 +901,16 @@ impl Worker {
     let width = shape.columns.len();
     let mut values = Vec::with_capacity(width * 64);
     let mut rows = 0;
+    let mut bytes = 0;
+    let mut last = 0;
     let mut end: Option<Option<Error>> = None;
-    while rows < CHUNK_ROWS {
+    while rows < CHUNK_ROWS && bytes < CHUNK_BYTES {
       match stream.stmt.advance() {
         Ok(true) => {
+          let start = values.len();
           stream.stmt.read_row(width, &mut values);
+          last = values[start..].iter().map(Value::size).sum::<usize>();
+          bytes += last;
           rows += 1;
         }
         Ok(false) => {
@@ -915,6 +922,20 @@ impl Worker {
           break;
         }
       }
+    }
+    if session.remote && bytes > MESSAGE_LIMIT - (1 << 20) {
+      // The chunk is too big for a client's message: only the last row, past `CHUNK_BYTES`
+      // alone, can have made it so (it is at least 247 MiB).
+      let e = Error::sqlite(
+        ffi::SQLITE_TOOBIG,
+        format!(
+          "a row of {} MiB is more than one cluster message may carry ({} MiB): select that value in parts (substr) or read it in the master",
+          last >> 20,
+          MESSAGE_LIMIT >> 20
+        ),
+      );
+      self.reply(session, stream.id, Response::EachEnd { error: Some(e) });
+      return self.end_stream(session, stream);
     }
     if rows > 0 {
       self.flush_events(session);

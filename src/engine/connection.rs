@@ -7,7 +7,7 @@
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::ptr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use rusqlite::ffi;
@@ -27,6 +27,9 @@ pub struct Connection {
   hook_events: Box<Vec<Event>>,
   /// Some hook is on (its events must see every statement as the user ran it).
   hooked: bool,
+  /// Set by `interrupt()`: the progress handler stops the running statement (see
+  /// `watch_interrupts`).
+  interrupted: Option<Arc<AtomicBool>>,
 }
 
 // The engine thread owns the connection; `sqlite3_interrupt` is the only call made from other
@@ -64,6 +67,7 @@ impl Connection {
       db,
       hook_events: Box::new(Vec::new()),
       hooked: false,
+      interrupted: None,
     })
   }
 
@@ -240,6 +244,16 @@ impl Connection {
     Err(Error::sqlite(rc, message))
   }
 
+  /// Stops the running statement (`SQLITE_INTERRUPT`) while `flag` is set. Unlike
+  /// `sqlite3_interrupt`, whose flag stays up until no statement of the connection is active
+  /// (an open cursor of another session keeps it up), this stops only what runs while the flag
+  /// is set, and the engine lowers it when the running session's turn ends.
+  pub fn watch_interrupts(&mut self, flag: Arc<AtomicBool>) {
+    let ctx = Arc::as_ptr(&flag) as *mut c_void;
+    self.interrupted = Some(flag);
+    unsafe { ffi::sqlite3_progress_handler(self.db, PROGRESS_OPS, Some(progress_cb), ctx) };
+  }
+
   pub fn hooked(&self) -> bool {
     self.hooked
   }
@@ -283,6 +297,13 @@ impl Drop for Connection {
 /// `SQLITE_TRACE_STMT`: the statement's text with its parameters expanded (as the legacy
 /// `sqlite3_trace` reports it; trigger bodies come as `-- TRIGGER …` comments, unexpanded).
 /// `SQLITE_TRACE_PROFILE`: the statement's text as written and its run time.
+/// Virtual machine steps between two looks at the interrupt flag.
+const PROGRESS_OPS: c_int = 1000;
+
+unsafe extern "C" fn progress_cb(ctx: *mut c_void) -> c_int {
+  c_int::from(unsafe { &*(ctx as *const AtomicBool) }.load(Ordering::Relaxed))
+}
+
 unsafe extern "C" fn trace_cb(
   kind: std::ffi::c_uint,
   ctx: *mut c_void,

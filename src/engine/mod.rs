@@ -13,7 +13,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -75,6 +75,9 @@ enum Command {
 /// What other threads may see of the engine: the handle `interrupt()` needs.
 struct Shared {
   interrupt: Mutex<InterruptTarget>,
+  /// Raised by `interrupt()` for the running session; the connection's progress handler stops
+  /// the statement, and the engine lowers it when that session's turn ends.
+  interrupted: Arc<AtomicBool>,
 }
 
 struct InterruptTarget {
@@ -115,6 +118,7 @@ impl Engine {
         db: std::ptr::null_mut(),
         running: 0,
       }),
+      interrupted: Arc::new(AtomicBool::new(false)),
     });
     let worker_shared = shared.clone();
     std::thread::Builder::new()
@@ -171,8 +175,8 @@ impl SessionHandle {
     });
   }
 
-  /// Interrupts this session's statement if one is running now (`sqlite3_interrupt`);
-  /// another session's statement is never interrupted.
+  /// Interrupts this session's statement if one is running now (`SQLITE_INTERRUPT`, as
+  /// `sqlite3_interrupt`); another session's statement is never interrupted.
   pub fn interrupt(&self) {
     let target = self
       .engine
@@ -181,7 +185,7 @@ impl SessionHandle {
       .lock()
       .unwrap_or_else(|e| e.into_inner());
     if target.running == self.session && !target.db.is_null() {
-      unsafe { ffi::sqlite3_interrupt(target.db) };
+      self.engine.shared.interrupted.store(true, Ordering::Relaxed);
     }
   }
 }

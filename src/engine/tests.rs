@@ -492,3 +492,55 @@ fn read_groups_leave_open_cursors_and_streams_of_other_sessions_intact() {
   }
   assert_eq!(next, 5001);
 }
+
+#[test]
+fn an_interrupt_stops_only_the_statement_running_then_even_beside_an_open_cursor() {
+  let path = temp_db("interrupt-cursor");
+  let engine = Engine::for_file(&path);
+  let (a, _) = Client::open(&engine, options(&path));
+  let (b, _) = Client::open(&engine, options(&path));
+  a.call(1, "CREATE TABLE t(x)", Mode::Run);
+  a.call(2, "INSERT INTO t VALUES (1), (2), (3), (4), (5)", Mode::Run);
+  // a keeps a cursor open (sqlite3_interrupt's flag would stay up while it is).
+  a.handle.send(
+    3,
+    Request::Prepare {
+      stmt: 1,
+      sql: "SELECT x FROM t ORDER BY x".into(),
+    },
+  );
+  assert_eq!(a.reply(3), Response::Done);
+  let get = |id| {
+    a.handle.send(
+      id,
+      Request::Execute {
+        stmt: 1,
+        params: Params::None,
+        mode: Mode::Get,
+      },
+    );
+    a.reply(id)
+  };
+  assert!(matches!(get(4), Response::Row(Some(_))));
+  b.query(
+    1,
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n",
+    Mode::All,
+  );
+  std::thread::sleep(Duration::from_millis(100));
+  b.handle.interrupt();
+  match b.reply(1) {
+    Response::Error(e) => assert_eq!(e.display(), "SQLITE_INTERRUPT: interrupted"),
+    other => panic!("expected SQLITE_INTERRUPT, got {other:?}"),
+  }
+  // Nothing after it is interrupted: not b's next statement, not a's cursor, not grouped reads.
+  assert_eq!(int_rows(b.call(2, "SELECT count(*) FROM t", Mode::All)), vec![5]);
+  assert!(matches!(get(5), Response::Row(Some(_))));
+  for id in 3..20 {
+    b.query(id, "SELECT count(*) FROM t", Mode::All);
+  }
+  for id in 3..20 {
+    assert_eq!(int_rows(b.reply(id)), vec![5]);
+  }
+  assert!(matches!(b.call(20, "INSERT INTO t VALUES (4)", Mode::Run), Response::Run { changes: 1, .. }));
+}

@@ -282,6 +282,11 @@ impl Worker {
   fn set_running(&self, session: SessionId) {
     let mut target = self.shared.interrupt.lock().unwrap_or_else(|e| e.into_inner());
     target.running = session;
+    // An interrupt is for the statement running when it came, never for the next turn.
+    self
+      .shared
+      .interrupted
+      .store(false, std::sync::atomic::Ordering::Relaxed);
   }
 
   fn flush_sinks(&mut self) {
@@ -580,7 +585,8 @@ impl Worker {
       return Ok(());
     }
     if self.conn.is_none() {
-      let conn = Connection::open(&options.filename, options.flags, options.busy_timeout_ms)?;
+      let mut conn = Connection::open(&options.filename, options.flags, options.busy_timeout_ms)?;
+      conn.watch_interrupts(self.shared.interrupted.clone());
       if !options.verbose {
         // SQLCipher logs a failed HMAC check on stderr; the error itself is reported anyway.
         let _ = conn.execute_batch("PRAGMA cipher_log_level = NONE");
@@ -638,7 +644,8 @@ impl Worker {
       self.conn = None;
       self.publish_handle();
       if let Some(options) = self.opened_with.clone() {
-        let conn = Connection::open(&options.filename, options.flags, options.busy_timeout_ms)?;
+        let mut conn = Connection::open(&options.filename, options.flags, options.busy_timeout_ms)?;
+        conn.watch_interrupts(self.shared.interrupted.clone());
         if !options.verbose {
           let _ = conn.execute_batch("PRAGMA cipher_log_level = NONE");
         }

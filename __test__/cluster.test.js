@@ -463,9 +463,10 @@ describe('data through the socket', () => {
     // 300 rows of 1 MB: 512-row chunks would be 300 MB, more than one message may carry.
     const rows = 'WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300) SELECT i, zeroblob(1000000) AS b FROM n'
     expect(await c.call('each', rows)).toMatchObject({ rows: 300, count: 300 })
-    const huge = await c.attempt('each', 'SELECT zeroblob(300000000) AS b')
+    // The rows before it still arrive; then the stream ends with the error.
+    const huge = await c.attempt('each', 'SELECT zeroblob(1000) AS b UNION ALL SELECT zeroblob(2000) UNION ALL SELECT zeroblob(300000000)')
     expect(huge.ok).toBe(false)
-    expect(huge.error).toMatchObject({ code: 'SQLITE_TOOBIG' })
+    expect(huge.error).toMatchObject({ code: 'SQLITE_TOOBIG', rows: 2 })
     expect(huge.error.message).toMatch(/a row of 286 MiB is more than one cluster message may carry \(256 MiB\)/)
     // The session goes on.
     expect(await c.call('get', 'SELECT 1 AS one')).toEqual({ one: 1 })

@@ -10,7 +10,7 @@ let db = null
 let joined = null
 
 function errorInfo(e) {
-  return { message: e.message, code: e.code, errno: e.errno, masterPid: e.masterPid }
+  return { message: e.message, code: e.code, errno: e.errno, masterPid: e.masterPid, rows: e.rows }
 }
 
 function call(method, sql, params = []) {
@@ -54,7 +54,9 @@ const ops = {
       db.each(sql, (err) => {
         if (err) failure = err
         else if (++rows % 10000 === 0) peak = Math.max(peak, process.memoryUsage().rss)
-      }, (err, count) => (err || failure ? reject(err || failure) : resolve({ rows, count, peakRss: peak })))
+      }, (err, count) => (err || failure
+        ? reject(Object.assign(err || failure, { rows })) // rows delivered before the error
+        : resolve({ rows, count, peakRss: peak })))
     })
   },
   loadExtension: (file) => new Promise((resolve, reject) => db.loadExtension(file, (e) => (e ? reject(e) : resolve(null)))),

@@ -235,6 +235,11 @@ impl MemberSink {
     check.lock().unwrap_or_else(|e| e.into_inner())
   }
 
+  /// No check of this member's key is pending.
+  fn key_checked(&self) -> bool {
+    matches!(*Self::lock_check(&self.check), KeyCheck::None)
+  }
+
   /// The open `id` with a key goes to another process's master: check the key when it answers.
   fn arm(&self, id: u32, options: &OpenOptions) {
     if options.key.is_some() {
@@ -626,7 +631,12 @@ impl Node {
       return false;
     }
     let state = self.lock();
-    state.master_keyed != Some(true) || state.members.values().any(|m| m.replay.has_key())
+    // A key still being checked (or never checked) against the file does not count yet.
+    state.master_keyed != Some(true)
+      || state
+        .members
+        .values()
+        .any(|m| m.replay.has_key() && m.sink.key_checked())
   }
 
   fn has_members(&self) -> bool {

@@ -254,6 +254,19 @@ impl Connection {
     unsafe { ffi::sqlite3_progress_handler(self.db, PROGRESS_OPS, Some(progress_cb), ctx) };
   }
 
+  /// Whether a statement that writes is still active (stepped, not reset; an `INSERT …
+  /// RETURNING` read with `get()`, say): its write ends only with that statement.
+  pub fn writing(&self) -> bool {
+    let mut stmt = unsafe { ffi::sqlite3_next_stmt(self.db, ptr::null_mut()) };
+    while !stmt.is_null() {
+      if unsafe { ffi::sqlite3_stmt_busy(stmt) != 0 && ffi::sqlite3_stmt_readonly(stmt) == 0 } {
+        return true;
+      }
+      stmt = unsafe { ffi::sqlite3_next_stmt(self.db, stmt) };
+    }
+    false
+  }
+
   pub fn hooked(&self) -> bool {
     self.hooked
   }

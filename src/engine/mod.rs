@@ -250,7 +250,18 @@ pub fn check_key(options: &OpenOptions) -> Result<(), Error> {
   if !options.verbose {
     let _ = conn.execute_batch("PRAGMA cipher_log_level = NONE");
   }
-  match conn.apply_key(key) {
+  // A writer holding the file longer than the busy timeout gets a few more chances: a key
+  // that was never read against the file must not pass as right.
+  let mut result = conn.apply_key(key);
+  for _ in 0..5 {
+    match &result {
+      Err(e) if matches!(e.errno(), ffi::SQLITE_BUSY | ffi::SQLITE_LOCKED) => {
+        result = conn.verify_readable(true)
+      }
+      _ => break,
+    }
+  }
+  match result {
     Err(e) if e.errno() == ffi::SQLITE_NOTADB => Err(e),
     _ => Ok(()),
   }

@@ -542,5 +542,45 @@ fn an_interrupt_stops_only_the_statement_running_then_even_beside_an_open_cursor
   for id in 3..20 {
     assert_eq!(int_rows(b.reply(id)), vec![5]);
   }
-  assert!(matches!(b.call(20, "INSERT INTO t VALUES (4)", Mode::Run), Response::Run { changes: 1, .. }));
+  assert!(matches!(
+    b.call(20, "INSERT INTO t VALUES (4)", Mode::Run),
+    Response::Run { changes: 1, .. }
+  ));
+}
+
+#[test]
+fn a_write_left_active_by_get_is_never_rolled_back_by_a_read_group() {
+  let path = temp_db("read-group-returning");
+  let engine = Engine::for_file(&path);
+  let (a, _) = Client::open(&engine, options(&path));
+  let (b, _) = Client::open(&engine, options(&path));
+  a.call(1, "CREATE TABLE t(x)", Mode::Run);
+  // get() on INSERT … RETURNING: the insert ran and answered, but the statement stays active
+  // (and its write uncommitted) until it is reset.
+  a.handle.send(
+    2,
+    Request::Prepare {
+      stmt: 1,
+      sql: "INSERT INTO t VALUES (7) RETURNING x".into(),
+    },
+  );
+  assert_eq!(a.reply(2), Response::Done);
+  a.handle.send(
+    3,
+    Request::Execute {
+      stmt: 1,
+      params: Params::None,
+      mode: Mode::Get,
+    },
+  );
+  assert!(matches!(a.reply(3), Response::Row(Some(_))));
+  for id in 1..=20 {
+    b.query(id, "SELECT count(*) FROM t", Mode::All);
+  }
+  for id in 1..=20 {
+    assert!(matches!(b.reply(id), Response::Rows(_)));
+  }
+  a.handle.send(4, Request::Finalize { stmt: 1 });
+  assert_eq!(a.reply(4), Response::Done);
+  assert_eq!(int_rows(b.call(21, "SELECT count(*) FROM t", Mode::All)), vec![1]);
 }

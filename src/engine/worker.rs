@@ -69,6 +69,9 @@ struct Stream {
   id: u32,
   stmt: Statement,
   origin: Origin,
+  /// A row read but held back: with the rows before it, the chunk would have been too big
+  /// for a client's message. It starts the next chunk.
+  carry: Option<Vec<Value>>,
 }
 
 enum Origin {
@@ -641,6 +644,8 @@ impl Worker {
     } else if let Err(e) = self.conn().apply_key(&key) {
       // A connection that saw a wrong key is reopened clean before the next attempt.
       self.cache.clear();
+      self.group = 0;
+      self.group_sql = None;
       self.conn = None;
       self.publish_handle();
       if let Some(options) = self.opened_with.clone() {
@@ -728,6 +733,7 @@ impl Worker {
         id: rid,
         stmt,
         origin: Origin::Cached(sql),
+        carry: None,
       });
       self.continue_stream(session);
       return None;
@@ -767,14 +773,17 @@ impl Worker {
   }
 
   /// Adds the query about to run to the read group, opening one if needed. Without a group
-  /// (hooks on, a transaction open, or `BEGIN` failing) the query runs on its own as usual.
+  /// (hooks on, a transaction open, a writing statement still active, or `BEGIN` failing) the
+  /// query runs on its own as usual. A writing statement would make the group's `COMMIT` fail
+  /// (and it would own that write); none can start inside a group, since anything but a query
+  /// ends the group first.
   fn join_group(&mut self) {
     if self.group > 0 {
       self.group += 1;
       return;
     }
     let Some(conn) = self.conn.as_mut() else { return };
-    if conn.hooked() || !conn.is_autocommit() {
+    if conn.hooked() || !conn.is_autocommit() || conn.writing() {
       return;
     }
     if self.group_sql.is_none() {
@@ -851,6 +860,7 @@ impl Worker {
         id: rid,
         stmt,
         origin: Origin::Prepared(id),
+        carry: None,
       });
       self.continue_stream(session);
       return None;
@@ -909,40 +919,49 @@ impl Worker {
     let mut values = Vec::with_capacity(width * 64);
     let mut rows = 0;
     let mut bytes = 0;
-    let mut last = 0;
+    // A chunk for a client must fit one message.
+    let limit = if session.remote {
+      MESSAGE_LIMIT - (1 << 20)
+    } else {
+      usize::MAX
+    };
     let mut end: Option<Option<Error>> = None;
     while rows < CHUNK_ROWS && bytes < CHUNK_BYTES {
-      match stream.stmt.advance() {
-        Ok(true) => {
-          let start = values.len();
-          stream.stmt.read_row(width, &mut values);
-          last = values[start..].iter().map(Value::size).sum::<usize>();
-          bytes += last;
-          rows += 1;
-        }
-        Ok(false) => {
-          end = Some(None);
-          break;
-        }
-        Err(e) => {
-          end = Some(Some(e));
-          break;
+      let start = values.len();
+      if let Some(row) = stream.carry.take() {
+        values.extend(row);
+      } else {
+        match stream.stmt.advance() {
+          Ok(true) => stream.stmt.read_row(width, &mut values),
+          Ok(false) => {
+            end = Some(None);
+            break;
+          }
+          Err(e) => {
+            end = Some(Some(e));
+            break;
+          }
         }
       }
-    }
-    if session.remote && bytes > MESSAGE_LIMIT - (1 << 20) {
-      // The chunk is too big for a client's message: only the last row, past `CHUNK_BYTES`
-      // alone, can have made it so (it is at least 247 MiB).
-      let e = Error::sqlite(
-        ffi::SQLITE_TOOBIG,
-        format!(
-          "a row of {} MiB is more than one cluster message may carry ({} MiB): select that value in parts (substr) or read it in the master",
-          last >> 20,
-          MESSAGE_LIMIT >> 20
-        ),
-      );
-      self.reply(session, stream.id, Response::EachEnd { error: Some(e) });
-      return self.end_stream(session, stream);
+      let size = values[start..].iter().map(Value::size).sum::<usize>();
+      if bytes + size > limit {
+        if rows > 0 {
+          stream.carry = Some(values.split_off(start)); // the rows before it go now
+        } else {
+          values.clear();
+          end = Some(Some(Error::sqlite(
+            ffi::SQLITE_TOOBIG,
+            format!(
+              "a row of {} MiB is more than one cluster message may carry ({} MiB): select that value in parts (substr) or read it in the master",
+              size >> 20,
+              MESSAGE_LIMIT >> 20
+            ),
+          )));
+        }
+        break;
+      }
+      bytes += size;
+      rows += 1;
     }
     if rows > 0 {
       self.flush_events(session);

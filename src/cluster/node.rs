@@ -235,9 +235,11 @@ impl MemberSink {
     check.lock().unwrap_or_else(|e| e.into_inner())
   }
 
-  /// No check of this member's key is pending.
+  /// No check of this member's key is running. (An open still waiting for its answer does not
+  /// count: after a graceful handover it is sent again, so it may never be answered by the
+  /// master it was armed for, and this member may be the only one able to lead.)
   fn key_checked(&self) -> bool {
-    matches!(*Self::lock_check(&self.check), KeyCheck::None)
+    !matches!(*Self::lock_check(&self.check), KeyCheck::Running { .. })
   }
 
   /// The open `id` with a key goes to another process's master: check the key when it answers.
@@ -631,7 +633,7 @@ impl Node {
       return false;
     }
     let state = self.lock();
-    // A key still being checked (or never checked) against the file does not count yet.
+    // A key still being checked against the file does not count yet.
     state.master_keyed != Some(true)
       || state
         .members

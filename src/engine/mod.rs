@@ -281,7 +281,9 @@ pub fn is_query(sql: &str) -> bool {
       break;
     }
   }
-  let word: String = rest.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+  let word = &rest[..rest
+    .find(|c: char| !c.is_ascii_alphabetic())
+    .unwrap_or(rest.len())];
   ["SELECT", "WITH", "VALUES"]
     .iter()
     .any(|w| word.eq_ignore_ascii_case(w))

@@ -72,6 +72,29 @@ impl Client {
     }
   }
 
+  fn prepare(&self, id: u32, stmt: u32, sql: &str) -> Response {
+    self.handle.send(
+      id,
+      Request::Prepare {
+        stmt,
+        sql: sql.into(),
+      },
+    );
+    self.reply(id)
+  }
+
+  /// Runs prepared statement `stmt` with the bindings it has.
+  fn execute(&self, id: u32, stmt: u32, mode: Mode) {
+    self.handle.send(
+      id,
+      Request::Execute {
+        stmt,
+        params: Params::None,
+        mode,
+      },
+    );
+  }
+
   fn call(&self, id: u32, sql: &str, mode: Mode) -> Response {
     self.query(id, sql, mode);
     self.reply(id)
@@ -83,6 +106,34 @@ fn temp_db(name: &str) -> String {
   let _ = std::fs::remove_dir_all(&dir);
   std::fs::create_dir_all(&dir).unwrap();
   dir.join("test.db").to_string_lossy().into_owned()
+}
+
+/// Reads an `each()` stream to its end, acknowledging every chunk: its rows must be the
+/// integers from `next` on, in order, and it must end without error. Returns the one after the last.
+fn read_stream(client: &Client, mut next: i64) -> i64 {
+  loop {
+    match client.inbox.recv_timeout(WAIT).expect("stream continues") {
+      Outgoing::Reply {
+        response: Response::Chunk(rows),
+        ..
+      } => {
+        for v in rows.values {
+          assert_eq!(v, Value::Integer(next));
+          next += 1;
+        }
+        client.handle.resume();
+      }
+      Outgoing::Reply {
+        response: Response::EachEnd { error },
+        ..
+      } => {
+        assert_eq!(error, None);
+        return next;
+      }
+      Outgoing::Txn(_) => {}
+      other => panic!("unexpected {other:?}"),
+    }
+  }
 }
 
 fn int_rows(response: Response) -> Vec<i64> {
@@ -197,33 +248,11 @@ fn each_pauses_when_the_receiver_stops_acknowledging() {
     "{chunks} chunks sent without acknowledgement"
   );
   // Acknowledge everything; the rest arrives, every row exactly once, in order.
-  let mut next = 1 + chunks as i64 * 512;
+  let next = 1 + chunks as i64 * 512;
   for _ in 0..chunks {
     c.handle.resume();
   }
-  loop {
-    match c.inbox.recv_timeout(WAIT).expect("stream continues") {
-      Outgoing::Reply {
-        response: Response::Chunk(rows),
-        ..
-      } => {
-        for v in rows.values {
-          assert_eq!(v, Value::Integer(next));
-          next += 1;
-        }
-        c.handle.resume();
-      }
-      Outgoing::Reply {
-        response: Response::EachEnd { error },
-        ..
-      } => {
-        assert_eq!(error, None);
-        break;
-      }
-      other => panic!("unexpected {other:?}"),
-    }
-  }
-  assert_eq!(next, 100001);
+  assert_eq!(read_stream(&c, next), 100001);
 }
 
 #[test]
@@ -413,23 +442,9 @@ fn read_groups_leave_open_cursors_and_streams_of_other_sessions_intact() {
     Mode::Run,
   );
   // a: a prepared statement stepped once with get(), its cursor left open on row 1.
-  a.handle.send(
-    3,
-    Request::Prepare {
-      stmt: 1,
-      sql: "SELECT x FROM t ORDER BY x".into(),
-    },
-  );
-  assert_eq!(a.reply(3), Response::Done);
+  assert_eq!(a.prepare(3, 1, "SELECT x FROM t ORDER BY x"), Response::Done);
   let get = |id| {
-    a.handle.send(
-      id,
-      Request::Execute {
-        stmt: 1,
-        params: Params::None,
-        mode: Mode::Get,
-      },
-    );
+    a.execute(id, 1, Mode::Get);
     match a.reply(id) {
       Response::Row(Some(row)) => row.values[0].clone(),
       other => panic!("expected a row, got {other:?}"),
@@ -449,14 +464,7 @@ fn read_groups_leave_open_cursors_and_streams_of_other_sessions_intact() {
   assert_eq!(get(5), Value::Integer(2));
   // Prepared queries sent in a burst group too, beside b's: the cursor still steps row by row.
   for id in 6..16 {
-    a.handle.send(
-      id,
-      Request::Execute {
-        stmt: 1,
-        params: Params::None,
-        mode: Mode::Get,
-      },
-    );
+    a.execute(id, 1, Mode::Get);
     b.query(100 + id, "SELECT count(*) FROM t", Mode::All);
   }
   for id in 6..16 {
@@ -466,31 +474,7 @@ fn read_groups_leave_open_cursors_and_streams_of_other_sessions_intact() {
     }
     assert_eq!(int_rows(b.reply(100 + id)), vec![5000]);
   }
-  let mut next = 1;
-  loop {
-    match c.inbox.recv_timeout(WAIT).expect("stream continues") {
-      Outgoing::Reply {
-        response: Response::Chunk(rows),
-        ..
-      } => {
-        for v in rows.values {
-          assert_eq!(v, Value::Integer(next));
-          next += 1;
-        }
-        c.handle.resume();
-      }
-      Outgoing::Reply {
-        response: Response::EachEnd { error },
-        ..
-      } => {
-        assert_eq!(error, None);
-        break;
-      }
-      Outgoing::Txn(_) => {}
-      other => panic!("unexpected {other:?}"),
-    }
-  }
-  assert_eq!(next, 5001);
+  assert_eq!(read_stream(&c, 1), 5001);
 }
 
 #[test]
@@ -502,23 +486,9 @@ fn an_interrupt_stops_only_the_statement_running_then_even_beside_an_open_cursor
   a.call(1, "CREATE TABLE t(x)", Mode::Run);
   a.call(2, "INSERT INTO t VALUES (1), (2), (3), (4), (5)", Mode::Run);
   // a keeps a cursor open (sqlite3_interrupt's flag would stay up while it is).
-  a.handle.send(
-    3,
-    Request::Prepare {
-      stmt: 1,
-      sql: "SELECT x FROM t ORDER BY x".into(),
-    },
-  );
-  assert_eq!(a.reply(3), Response::Done);
+  assert_eq!(a.prepare(3, 1, "SELECT x FROM t ORDER BY x"), Response::Done);
   let get = |id| {
-    a.handle.send(
-      id,
-      Request::Execute {
-        stmt: 1,
-        params: Params::None,
-        mode: Mode::Get,
-      },
-    );
+    a.execute(id, 1, Mode::Get);
     a.reply(id)
   };
   assert!(matches!(get(4), Response::Row(Some(_))));
@@ -557,22 +527,11 @@ fn a_write_left_active_by_get_is_never_rolled_back_by_a_read_group() {
   a.call(1, "CREATE TABLE t(x)", Mode::Run);
   // get() on INSERT … RETURNING: the insert ran and answered, but the statement stays active
   // (and its write uncommitted) until it is reset.
-  a.handle.send(
-    2,
-    Request::Prepare {
-      stmt: 1,
-      sql: "INSERT INTO t VALUES (7) RETURNING x".into(),
-    },
+  assert_eq!(
+    a.prepare(2, 1, "INSERT INTO t VALUES (7) RETURNING x"),
+    Response::Done
   );
-  assert_eq!(a.reply(2), Response::Done);
-  a.handle.send(
-    3,
-    Request::Execute {
-      stmt: 1,
-      params: Params::None,
-      mode: Mode::Get,
-    },
-  );
+  a.execute(3, 1, Mode::Get);
   assert!(matches!(a.reply(3), Response::Row(Some(_))));
   for id in 1..=20 {
     b.query(id, "SELECT count(*) FROM t", Mode::All);

@@ -1007,7 +1007,7 @@ describe('this package only: escape, create() and process lifetime', () => {
 
   test('an idle Database does not keep the process alive', async () => {
     const res = await runChild(
-      "require('/work/main').create(':memory:').then(db => db.get('SELECT 1', () => { console.log('got') }))",
+      "require('.').create(':memory:').then(db => db.get('SELECT 1', () => { console.log('got') }))",
       { timeout: 10000 })
     expect({ code: res.code, signal: res.signal, out: res.stdout.trim() }).toEqual({ code: 0, signal: null, out: 'got' })
     expect(res.ms).toBeLessThan(5000)
@@ -1016,7 +1016,7 @@ describe('this package only: escape, create() and process lifetime', () => {
   test('a pending request keeps the process alive until its callback has run', async () => {
     const res = await runChild(`
       const q = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) SELECT count(*) AS n FROM c';
-      require('/work/main').create(':memory:').then(db => {
+      require('.').create(':memory:').then(db => {
         db.get(q, (err, row) => { console.log('callback', err && err.message, JSON.stringify(row)) });
       });
     `, { timeout: 30000 })

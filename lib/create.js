@@ -1,7 +1,7 @@
 'use strict'
 // create(opts | filename) -> Promise<Database> (DESIGN §2.1).
 
-const { parseOptions } = require('./options')
+const { parseOptions, sessionOptions } = require('./options')
 const { Database } = require('./database')
 const verbose = require('./trace')
 
@@ -13,20 +13,12 @@ function create(input, defaults) {
     return Promise.reject(e)
   }
   if (options.verbose) verbose.enable()
-  const cluster = options.standalone ? undefined : {
-    sock: options.sock,
-    intent: options.serve ? 'serve' : options.connect ? 'connect' : 'auto',
-    secret: typeof options.secret === 'string' ? Buffer.from(options.secret, 'utf8') : options.secret,
-    connectTimeout: options.connectTimeout,
-  }
   return new Promise((resolve, reject) => {
     const db = new Database(options.filename, options.mode, undefined, {
-      key: options.key,
-      deferredKey: options.deferredKey,
-      verbose: options.verbose,
-      busyTimeout: options.busyTimeout,
-      transactionTimeout: options.transactionTimeout,
-      cluster,
+      ...sessionOptions(options),
+      // create() reports an encrypted file opened without its key at once; a Database made by
+      // the constructor opens, as node-sqlite3's does, and waits for a `PRAGMA key`.
+      strictKey: true,
       onOpen: (err) => (err ? reject(err) : resolve(db)),
     })
   })

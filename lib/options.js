@@ -2,6 +2,7 @@
 // Validation of create()'s options (DESIGN §2.2). Every problem is a TypeError that names the
 // option and says what it accepts.
 
+const crypto = require('crypto')
 const fs = require('fs')
 const os = require('os')
 const path = require('path')
@@ -10,20 +11,58 @@ const C = require('./constants')
 /** Longest Unix socket path (sun_path holds 108 bytes with the final NUL). */
 const MAX_SOCK_PATH = 107
 
-/** `<dir of realpath(filename)>/.<basename>.cluster/sock` (DESIGN §2.2). */
-function defaultSock(filename) {
-  let real
+/** The real path of `filename`, or of its folder when the file does not exist yet. */
+function realPath(filename) {
   try {
-    real = fs.realpathSync(filename)
+    return fs.realpathSync(filename)
   } catch {
     const absolute = path.resolve(filename)
     let dir = path.dirname(absolute)
     try {
       dir = fs.realpathSync(dir)
     } catch {}
-    real = path.join(dir, path.basename(absolute))
+    return path.join(dir, path.basename(absolute))
   }
-  return path.join(path.dirname(real), `.${path.basename(real)}.cluster`, 'sock')
+}
+
+/**
+ * The socket's folder when the default path would be too long for a Unix socket: a private
+ * folder of this user's (`$XDG_RUNTIME_DIR`, else the temp folder), one entry per database file.
+ * The entry is named by the device and inode of the file's folder plus its name, so every
+ * process that names the same file (by any path) finds the same socket, whether or not the file
+ * exists yet. The per-user folder is created 0700 and refused if another user owns it or others
+ * can write to it, since the temp folder is shared with everyone.
+ */
+function runtimeSock(real) {
+  const uid = process.getuid()
+  const base = process.env.XDG_RUNTIME_DIR && path.isAbsolute(process.env.XDG_RUNTIME_DIR)
+    ? process.env.XDG_RUNTIME_DIR
+    : os.tmpdir()
+  const root = path.join(base, `sqlite3-cluster-${uid}`)
+  try {
+    fs.mkdirSync(root, { mode: 0o700 })
+  } catch (e) {
+    if (e.code !== 'EEXIST') throw e
+  }
+  const st = fs.lstatSync(root)
+  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o077) !== 0) {
+    throw new TypeError(`sqlite3-cluster: the socket folder ${root} is not a private folder of this user ` +
+      '(it must be a directory owned by you with mode 0700): remove it, or pass a short `sock`')
+  }
+  const dir = fs.statSync(path.dirname(real))
+  const name = crypto.createHash('sha256').update(path.basename(real)).digest('hex').slice(0, 16)
+  return path.join(root, `${dir.dev}-${dir.ino}-${name}`, 'sock')
+}
+
+/**
+ * `<dir of realpath(filename)>/.<basename>.cluster/sock`, or, when that is longer than a Unix
+ * socket path may be, a folder of this user's runtime folder (see `runtimeSock`).
+ */
+function defaultSock(filename) {
+  const real = realPath(filename)
+  const beside = path.join(path.dirname(real), `.${path.basename(real)}.cluster`, 'sock')
+  if (Buffer.byteLength(beside) <= MAX_SOCK_PATH) return beside
+  return runtimeSock(real)
 }
 
 const DEFAULTS = { connectTimeout: 10000, busyTimeout: 5000, transactionTimeout: 30000 }
@@ -50,16 +89,19 @@ function optionalMs(opts, name) {
 
 /** Normalised options, or a thrown TypeError. `defaults` supplies serve/connect for `./cluster`. */
 function parseOptions(input, defaults = {}) {
-  const opts = typeof input === 'string' ? { filename: input } : input
-  if (opts === null || typeof opts !== 'object') {
+  const given = typeof input === 'string' ? { filename: input } : input
+  if (given === null || typeof given !== 'object') {
     throw new TypeError('sqlite3-cluster: create() expects a filename or an options object with `filename`')
   }
+  // `null` means "not set", as in 1.x, whose own examples pass `verbose: null, serve: null`.
+  const opts = {}
+  for (const [name, value] of Object.entries(given)) if (value !== null) opts[name] = value
   const { filename } = opts
   if (typeof filename !== 'string') throw fail('filename', 'a string (a path, ":memory:" or "")', filename)
   if (filename.includes('\0')) throw fail('filename', 'a path without NUL characters', filename)
 
   const key = opts.key
-  if (key !== undefined && key !== null) {
+  if (key !== undefined) {
     if (typeof key === 'string') {
       if (key.length === 0) throw fail('key', 'a non-empty string or a Buffer', key)
     } else if (Buffer.isBuffer(key)) {
@@ -69,7 +111,7 @@ function parseOptions(input, defaults = {}) {
     }
   }
   const bits = opts.bits
-  if (bits !== undefined && bits !== null && (typeof bits !== 'number' || !Number.isInteger(bits) || bits <= 0)) {
+  if (bits !== undefined && (typeof bits !== 'number' || !Number.isInteger(bits) || bits <= 0)) {
     throw fail('bits', 'a positive whole number such as 128 or 256 (SQLCipher always uses AES-256)', bits)
   }
   const mode = opts.mode
@@ -98,21 +140,23 @@ function parseOptions(input, defaults = {}) {
   if (serve && connect) throw fail('serve', 'not combined with `connect: true` (a process is master or client)', serve)
   if (standalone === undefined && !serve && !connect && os.cpus().length === 1) standalone = true
   const memory = filename === '' || filename === ':memory:'
-  const isStandalone = Boolean(standalone || memory)
+  // A file in a folder that does not exist cannot be opened, nor shared: SQLite says so itself.
+  const nowhere = !memory && opts.sock === undefined && !fs.existsSync(path.dirname(path.resolve(filename)))
+  const isStandalone = Boolean(standalone || memory || nowhere)
   let sock = null
   if (!isStandalone) {
     sock = opts.sock !== undefined ? path.resolve(opts.sock) : defaultSock(filename)
     const length = Buffer.byteLength(sock)
     if (length > MAX_SOCK_PATH) {
-      throw fail('sock', `a path of at most ${MAX_SOCK_PATH} bytes (Unix sockets allow no more; this one is ${length}${opts.sock === undefined ? ', derived from `filename`: pass a shorter `sock`' : ''})`, sock)
+      throw fail('sock', `a path of at most ${MAX_SOCK_PATH} bytes (Unix sockets allow no more; this one is ${length})`, sock)
     }
   }
 
   return {
     filename,
-    key: key ?? undefined,
-    bits: bits ?? undefined,
-    deferredKey: (key === undefined || key === null) && bits !== undefined && bits !== null,
+    key,
+    bits,
+    deferredKey: key === undefined && bits !== undefined,
     mode: mode ?? (C.OPEN_READWRITE | C.OPEN_CREATE | C.OPEN_FULLMUTEX),
     verbose,
     sock,
@@ -126,4 +170,25 @@ function parseOptions(input, defaults = {}) {
   }
 }
 
-module.exports = { parseOptions }
+/**
+ * What a Database needs of parsed options (the constructor's internal fourth argument): the
+ * key, 1.x's `bits`, timeouts and, unless standalone, how to join the cluster.
+ */
+function sessionOptions(options) {
+  return {
+    key: options.key,
+    bits: options.bits,
+    deferredKey: options.deferredKey,
+    verbose: options.verbose,
+    busyTimeout: options.busyTimeout,
+    transactionTimeout: options.transactionTimeout,
+    cluster: options.standalone ? undefined : {
+      sock: options.sock,
+      intent: options.serve ? 'serve' : options.connect ? 'connect' : 'auto',
+      secret: typeof options.secret === 'string' ? Buffer.from(options.secret, 'utf8') : options.secret,
+      connectTimeout: options.connectTimeout,
+    },
+  }
+}
+
+module.exports = { parseOptions, sessionOptions }

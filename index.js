@@ -5,37 +5,18 @@
 //   const db = await sqlite.create({ filename: 'app.db', key: process.env.DB_KEY })
 //   db.get('SELECT 1 AS x', (err, row) => …)   // the node-sqlite3 API
 //
-// Besides create(), the module exports node-sqlite3's Database and Statement classes and
-// constants, so code (and ORMs) written for `sqlite3` can use it as their driver.
+// The module also has the shape of the `sqlite3` module (node-sqlite3): `new Database(file)`
+// joins the cluster of its file like create(), so an app and its ORM can install this package
+// under the name `sqlite3`. `driver(options)` gives such a module with create()'s options.
 
 const { create } = require('./lib/create')
-const { Database } = require('./lib/database')
-const { Statement } = require('./lib/statement')
+const { driver, sqlite3Module } = require('./lib/driver')
+const { parseOptions, sessionOptions } = require('./lib/options')
 const { escape, sanitize } = require('./lib/escape')
-const trace = require('./lib/trace')
-const constants = require('./lib/constants')
 
-// node-sqlite3's classes throw this exact text when called without `new` (V8's own text for
-// a class names the class); the proxies change nothing else.
-function requireNew(Class) {
-  return new Proxy(Class, {
-    apply() {
-      throw new TypeError("Class constructors cannot be invoked without 'new'")
-    },
-  })
-}
-
-const sqlite = {
+module.exports = sqlite3Module((filename) => sessionOptions(parseOptions({ filename })), {
   create: (opts) => create(opts),
+  driver,
   escape,
   sanitize,
-  Database: requireNew(Database),
-  Statement: requireNew(Statement),
-  ...constants,
-  verbose() {
-    trace.enable()
-    return sqlite
-  },
-}
-
-module.exports = sqlite
+})

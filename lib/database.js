@@ -13,10 +13,21 @@ const { Statement, statementHandler, splitCallback, splitEachCallbacks, mapRows,
 const { parseParams } = require('./values')
 const { misuse } = require('./errors')
 const { escape } = require('./escape')
+const { pragmaKeyText } = require('./pragma-key')
 const C = require('./constants')
 
 const DEFAULT_MODE = C.OPEN_READWRITE | C.OPEN_CREATE | C.OPEN_FULLMUTEX
 const HOOKS = new Set(['trace', 'profile', 'change'])
+
+/**
+ * How sqlite3-cluster 1.x applied a string key: `PRAGMA KEY = "x'<key>'"` (its `sanitize()`
+ * doubled the first `'`) with AES-`bits`-CBC, 128 unless the app gave `bits`. The engine tries it
+ * on a file the key does not open the 2.x way, to open (and move to SQLCipher 4) 1.x's files.
+ */
+function legacyKey(key, bits) {
+  if (typeof key !== 'string') return undefined
+  return { pass: `x'${key.replace("'", "''")}'`, bits: bits ?? 128 }
+}
 
 function isFunction(f) {
   return typeof f === 'function'
@@ -48,6 +59,7 @@ class Database {
     this._state = 'opening'
     this._hooks = { trace: false, profile: false, change: false }
     this._nextStatement = 1
+    this._bits = options.bits
     this._deferred = []
     this._serialized = false
     const cluster = options.cluster
@@ -57,7 +69,7 @@ class Database {
     const resource = scope('sqlite3.Database.Open')
     this._send(
       (id) => this._session.native.open(id, filename, mode, options.key ?? null, Boolean(options.deferredKey),
-        Boolean(options.verbose), options.busyTimeout ?? 1000, options.transactionTimeout ?? 0),
+        legacyKey(options.key, options.bits), Boolean(options.strictKey), Boolean(options.verbose), options.busyTimeout ?? 1000, options.transactionTimeout ?? 0),
       (kind, a, b, c) => {
         if (kind === K.DONE) {
           this._state = 'open'
@@ -132,7 +144,8 @@ class Database {
     const { end, callback, complete } = each ? splitEachCallbacks(args) : splitCallback(args)
     if (this._state !== 'open' && this._state !== 'opening' &&
         this._unavailable(method, [sql, ...args], complete || callback)) return this
-    const params = parseParams(args, end)
+    const keyText = pragmaKeyText(sql)
+    const params = keyText === undefined ? parseParams(args, end) : undefined
     const session = this._session
     const stmt = callback || complete ? new QueryResult(sql) : undefined
     const resource = callback || complete ? scope(`sqlite3.Statement.${method}`) : NO_SCOPE
@@ -141,6 +154,19 @@ class Database {
         if (cb) cb.call(stmt, err)
         else throw err // node-sqlite3 emits it on the temporary Statement, where nobody listens
       })
+    if (keyText !== undefined) {
+      // Answered as the pragma would be: no row, no change, never an error (a wrong key shows
+      // on the statements that read the file).
+      const done = { run: K.RUN, get: K.NO_ROW, all: K.ROWS, each: K.EACH_END }[method]
+      const id = session.track((kind, a, b, c) => {
+        if (kind === K.ERROR) handler(kind, a, b, c)
+        else if (done === K.RUN) handler(K.RUN, 0, 0)
+        else if (done === K.ROWS) handler(K.ROWS, 0, [], [])
+        else handler(done, null)
+      })
+      session.native.pragmaKey(id, keyText)
+      return this
+    }
     const id = session.track(handler)
     session.native.query(id, MODE[method], sql, params?.values, params?.names)
     return this
@@ -180,6 +206,11 @@ class Database {
     if (callback !== undefined && !isFunction(callback)) throw new TypeError('Argument 1 must be a function')
     if (this._state !== 'open' && this._state !== 'opening' &&
         this._unavailable('exec', [sql, callback], callback?.bind(this))) return this
+    const keyText = pragmaKeyText(sql)
+    if (keyText !== undefined) {
+      this._simple('sqlite3.Database.Exec', (id) => this._session.native.pragmaKey(id, keyText), callback)
+      return this
+    }
     this._simple('sqlite3.Database.Exec', (id) => this._session.native.exec(id, sql), callback)
     return this
   }
@@ -353,7 +384,8 @@ class Database {
         return reject(new TypeError('init({ key }): key must be a non-empty string or a Buffer'))
       }
       if (this._state !== 'open') return reject(misuse('Database is closed'))
-      this._simple('sqlite3.Database.Key', (id) => this._session.native.key(id, key), (err) => {
+      const legacy = legacyKey(key, options?.bits ?? this._bits)
+      this._simple('sqlite3.Database.Key', (id) => this._session.native.key(id, key, legacy), (err) => {
         if (err) reject(err)
         else resolve(this)
       })

@@ -41,6 +41,36 @@ impl std::fmt::Debug for Key {
   }
 }
 
+/// The key as sqlite3-cluster 1.x applied it, to open the files 1.x wrote (see
+/// `engine::sqlcipher3`): `PRAGMA KEY = "<pass>"` then `PRAGMA CIPHER = 'aes-<bits>-cbc'` on
+/// SQLCipher 3.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegacyKey {
+  /// The text 1.x gave `PRAGMA KEY`: `x'<the app's key>'`.
+  pub pass: String,
+  /// AES key size in bits: the app's `bits`, 128 when it gave none (1.x's default).
+  pub bits: u16,
+}
+
+impl std::fmt::Debug for LegacyKey {
+  // Keys are never printed, not even in debug output.
+  fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    write!(f, "LegacyKey(…, {} bits)", self.bits)
+  }
+}
+
+/// A session's `PRAGMA key`. It never fails: with a wrong key the session's statements that read
+/// the file fail with `SQLITE_NOTADB`, as they would on a connection of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PragmaKey {
+  /// The key, for the engine of this process: it keys the connection if it has no key yet,
+  /// else it must be the connection's key.
+  Given(Key),
+  /// What a cluster client found when it tried its key against the file itself (the key stays
+  /// in its process, DESIGN §6): the master only learns whether it was right.
+  Checked(bool),
+}
+
 /// How a session opens (or joins) the connection of its database file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OpenOptions {
@@ -48,6 +78,11 @@ pub struct OpenOptions {
   /// node-sqlite3's open flags (`OPEN_READWRITE | OPEN_CREATE`, …).
   pub flags: i32,
   pub key: Option<Key>,
+  /// How 1.x would have applied `key`: tried when the key does not open the file the 2.x way.
+  pub legacy: Option<LegacyKey>,
+  /// Without `key`, an encrypted file fails the open (`create()`); otherwise the session opens
+  /// and its reads fail until it gives the key (`new Database()`, as node-sqlite3).
+  pub strict_key: bool,
   /// `bits` without `key`: the session refuses statements until it receives a `Key`.
   pub deferred_key: bool,
   /// Keep SQLCipher's own log on stderr.
@@ -105,8 +140,10 @@ pub enum Request {
     sql: String,
   },
   Configure(Setting),
-  /// `db.init({ key })`: the deferred key.
-  Key(Key),
+  /// `db.init({ key })`: the deferred key, and how 1.x would have applied it.
+  Key(Key, Option<LegacyKey>),
+  /// `PRAGMA key = …` sent as a statement: the route ORMs take to SQLCipher.
+  PragmaKey(PragmaKey),
   LoadExtension {
     path: String,
   },

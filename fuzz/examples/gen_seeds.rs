@@ -125,6 +125,8 @@ fn main() {
         filename: "/tmp/db.sqlite".into(),
         flags: 6,
         key: Some(Key::Passphrase("secret".into())),
+        legacy: None,
+        strict_key: true,
         deferred_key: false,
         verbose: false,
         busy_timeout_ms: 5000,
@@ -191,7 +193,7 @@ fn main() {
     Up::Request {
       session: 3,
       id: 9,
-      request: Request::Key(Key::Raw(vec![0x11; 32])),
+      request: Request::Key(Key::Raw(vec![0x11; 32]), None),
     },
     Up::Request {
       session: 3,

@@ -30,7 +30,7 @@ use super::server::{Server, ServerConfig};
 use super::wire::{self, Challenge, Down, FrameReader, Hello, Proof, Up, Verdict};
 use crate::engine::{begins_transaction, Engine, SessionHandle, Sink};
 use crate::error::{ClusterCode, Error};
-use crate::protocol::{Key, OpenOptions, Outgoing, Request, Response, Role, Setting};
+use crate::protocol::{Key, LegacyKey, OpenOptions, Outgoing, PragmaKey, Request, Response, Role, Setting};
 use crate::value::Params;
 
 /// Request id of the requests a node sends on a member's behalf (replays); their answers are
@@ -108,7 +108,10 @@ struct Member {
 #[derive(Default)]
 struct Replay {
   open: Option<OpenOptions>,
-  key: Option<Key>,
+  key: Option<(Key, Option<LegacyKey>)>,
+  /// Its `PRAGMA key`, applied again on the next master (proved again when that is another
+  /// process: the key itself stays here).
+  pragma_key: Option<Key>,
   /// Prepared statements: their SQL and last bound parameters.
   statements: BTreeMap<u32, (String, Params)>,
   settings: Vec<Setting>,
@@ -120,7 +123,8 @@ impl Replay {
   fn record(&mut self, request: &Request) {
     match request {
       Request::Open(options) => self.open = Some(options.clone()),
-      Request::Key(key) => self.key = Some(key.clone()),
+      Request::Key(key, legacy) => self.key = Some((key.clone(), legacy.clone())),
+      Request::PragmaKey(PragmaKey::Given(key)) => self.pragma_key = Some(key.clone()),
       Request::Prepare { stmt, sql } => {
         self.statements.insert(*stmt, (sql.clone(), Params::None));
       }
@@ -145,7 +149,7 @@ impl Replay {
   }
 
   fn has_key(&self) -> bool {
-    self.key.is_some() || self.open.as_ref().is_some_and(|o| o.key.is_some())
+    self.key.is_some() || self.pragma_key.is_some() || self.open.as_ref().is_some_and(|o| o.key.is_some())
   }
 
   /// The requests that re-create the session, in order.
@@ -153,8 +157,11 @@ impl Replay {
     let mut out = Vec::new();
     let Some(open) = &self.open else { return out };
     out.push(Request::Open(open.clone()));
-    if let Some(key) = &self.key {
-      out.push(Request::Key(key.clone()));
+    if let Some((key, legacy)) = &self.key {
+      out.push(Request::Key(key.clone(), legacy.clone()));
+    }
+    if let Some(key) = &self.pragma_key {
+      out.push(Request::PragmaKey(PragmaKey::Given(key.clone())));
     }
     for (stmt, (sql, params)) in &self.statements {
       out.push(Request::Prepare {
@@ -185,12 +192,17 @@ impl Replay {
 }
 
 /// A key never crosses the socket with `open` (DESIGN §6); `init({ key })` does, on an
-/// authenticated connection, because the user sent it to the master on purpose.
-fn for_the_wire(request: Request) -> Request {
+/// authenticated connection, because the user sent it to the master on purpose. A `PRAGMA key`
+/// is tried against the file here, and only the verdict travels.
+fn for_the_wire(request: Request, open: Option<&OpenOptions>) -> Request {
   match request {
     Request::Open(mut options) => {
       options.key = None;
       Request::Open(options)
+    }
+    Request::PragmaKey(PragmaKey::Given(key)) => {
+      let right = open.is_some_and(|o| crate::engine::prove_key(&o.filename, &key, o.verbose));
+      Request::PragmaKey(PragmaKey::Checked(right))
     }
     other => other,
   }
@@ -528,11 +540,8 @@ impl Node {
         if let Request::Open(options) = &request {
           member.sink.arm(id, options);
         }
-        conn.stage(Up::Request {
-          session,
-          id,
-          request: for_the_wire(request),
-        })
+        let request = for_the_wire(request, member.replay.open.as_ref());
+        conn.stage(Up::Request { session, id, request })
       }
       Link::Down { .. } => unreachable!("dispatch needs a link"),
     }
@@ -685,10 +694,11 @@ impl Node {
       member.local = None;
       conn.push(Up::Attach { session: *session });
       for request in member.replay.requests() {
+        let request = for_the_wire(request, member.replay.open.as_ref());
         conn.push(Up::Request {
           session: *session,
           id: REPLAY,
-          request: for_the_wire(request),
+          request,
         });
       }
       member.sink.send(Outgoing::Role {

@@ -182,13 +182,7 @@ impl Connection {
   /// Applies a SQLCipher key and proves it by reading the schema: a wrong key is
   /// `SQLITE_NOTADB` here, never on a later query.
   pub fn apply_key(&self, key: &Key) -> Result<(), Error> {
-    let material: Vec<u8> = match key {
-      Key::Raw(bytes) => {
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        format!("x'{hex}'").into_bytes()
-      }
-      Key::Passphrase(p) => p.as_bytes().to_vec(),
-    };
+    let material = key_material(key);
     let rc = unsafe { ffi::sqlite3_key(self.db, material.as_ptr().cast(), material.len() as c_int) };
     if rc != ffi::SQLITE_OK {
       return Err(self.error(rc));
@@ -312,6 +306,17 @@ impl Drop for Connection {
 /// `SQLITE_TRACE_PROFILE`: the statement's text as written and its run time.
 /// Virtual machine steps between two looks at the interrupt flag.
 const PROGRESS_OPS: c_int = 1000;
+
+/// What SQLCipher is given for `key`: a passphrase as it is, a raw key as `x'<hex>'`.
+pub fn key_material(key: &Key) -> Vec<u8> {
+  match key {
+    Key::Raw(bytes) => {
+      let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+      format!("x'{hex}'").into_bytes()
+    }
+    Key::Passphrase(p) => p.as_bytes().to_vec(),
+  }
+}
 
 unsafe extern "C" fn progress_cb(ctx: *mut c_void) -> c_int {
   c_int::from(unsafe { &*(ctx as *const AtomicBool) }.load(Ordering::Relaxed))

@@ -6,12 +6,13 @@
 //! is a plain OS thread: it never runs on a tokio worker and never blocks the JavaScript thread.
 
 mod connection;
+mod sqlcipher3;
 mod worker;
 
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
@@ -21,7 +22,7 @@ use once_cell::sync::Lazy;
 use rusqlite::ffi;
 
 use crate::error::Error;
-use crate::protocol::{OpenOptions, Outgoing, Request};
+use crate::protocol::{Key, OpenOptions, Outgoing, Request};
 
 pub use connection::{Connection, Statement};
 
@@ -262,9 +263,50 @@ pub fn check_key(options: &OpenOptions) -> Result<(), Error> {
     }
   }
   match result {
+    // A 1.x file that this key opens the 1.x way: the master moves it to SQLCipher 4 (it
+    // cannot have yet if it has no key of its own), and it will open with this key then.
+    Err(_)
+      if options
+        .legacy
+        .as_ref()
+        .is_some_and(|l| sqlcipher3::is_legacy_file(Path::new(&options.filename), l)) =>
+    {
+      Ok(())
+    }
     Err(e) if e.errno() == ffi::SQLITE_NOTADB => Err(e),
     _ => Ok(()),
   }
+}
+
+/// Keys proved against files by `prove_key`, as digests of file name and key: a process whose
+/// ORM opens a Database per transaction pays for SQLCipher's key derivation once.
+static PROVEN: Lazy<Mutex<HashSet<[u8; 32]>>> = Lazy::new(|| Mutex::new(HashSet::new()));
+
+/// `key` opens `filename`: tried on a read-only connection of its own, so no connection in use
+/// is disturbed. A file that does not exist yet, or is empty, takes any key.
+pub fn prove_key(filename: &str, key: &Key, verbose: bool) -> bool {
+  use sha2::{Digest, Sha256};
+  let mut digest = Sha256::new();
+  digest.update(filename.as_bytes());
+  digest.update([0]);
+  digest.update(connection::key_material(key));
+  let digest: [u8; 32] = digest.finalize().into();
+  if PROVEN.lock().unwrap_or_else(|e| e.into_inner()).contains(&digest) {
+    return true;
+  }
+  let Ok(conn) = connection::Connection::open(filename, ffi::SQLITE_OPEN_READONLY, 5000) else {
+    // Nothing to read yet: the first write creates the file with this key.
+    return !Path::new(filename).exists();
+  };
+  if !verbose {
+    let _ = conn.execute_batch("PRAGMA cipher_log_level = NONE");
+  }
+  let proven = conn.apply_key(key).is_ok();
+  // An empty file takes any key, so only a key proved against pages is remembered.
+  if proven && std::fs::metadata(filename).is_ok_and(|m| m.len() > 0) {
+    PROVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(digest);
+  }
+  proven
 }
 
 /// SQL that starts with `SELECT`, `WITH` or `VALUES` (after blanks and comments): with a

@@ -30,6 +30,8 @@ fn options(filename: &str) -> OpenOptions {
     filename: filename.into(),
     flags: 2 | 4,
     key: None,
+    legacy: None,
+    strict_key: true,
     deferred_key: false,
     verbose: false,
     busy_timeout_ms: 1000,

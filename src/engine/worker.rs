@@ -8,6 +8,7 @@
 //! buffer a whole result.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::Path;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,11 +16,12 @@ use std::time::{Duration, Instant};
 use rusqlite::ffi;
 
 use super::connection::{Connection, Statement};
+use super::sqlcipher3;
 use super::{is_query, is_rollback, Command, SessionId, Shared, Sink};
 use crate::error::{ClusterCode, Error};
 use crate::protocol::{
-  Event, FirstResult, Key, Mode, OpenOptions, Outgoing, Request, Response, Rows, Script, ScriptResult,
-  Setting, Shape, MESSAGE_LIMIT,
+  Event, FirstResult, Key, LegacyKey, Mode, OpenOptions, Outgoing, PragmaKey, Request, Response, Rows,
+  Script, ScriptResult, Setting, Shape, MESSAGE_LIMIT,
 };
 use crate::value::{Params, Value};
 
@@ -53,6 +55,9 @@ struct Session {
   opened: bool,
   readonly: bool,
   awaiting_key: bool,
+  /// The connection is keyed but this session has not given the key (or gave a wrong one by
+  /// `PRAGMA key`): statements that read the file fail with `SQLITE_NOTADB` and this message.
+  key_gate: Option<&'static str>,
   hooks: Hooks,
   stream: Option<Stream>,
   unacked: u32,
@@ -175,6 +180,47 @@ pub(super) fn run(commands: Receiver<Command>, shared: Arc<Shared>) {
   }
 }
 
+const NEEDS_KEY: &str =
+  "file is not a database: it is encrypted; give its `key` (or send `PRAGMA key = '…'` first)";
+const WRONG_KEY: &str = "file is not a database: the key given by `PRAGMA key` is wrong";
+
+/// A `PRAGMA` that SQLite runs without reading the database (none of them reads the schema),
+/// so a connection without the right key runs it too.
+fn is_keyless_pragma(sql: &str) -> bool {
+  const KEYLESS: &[&str] = &[
+    "foreign_keys",
+    "busy_timeout",
+    "recursive_triggers",
+    "case_sensitive_like",
+    "defer_foreign_keys",
+    "legacy_alter_table",
+    "automatic_index",
+    "query_only",
+    "reverse_unordered_selects",
+    "trusted_schema",
+    "ignore_check_constraints",
+    "read_uncommitted",
+    "short_column_names",
+    "full_column_names",
+    "count_changes",
+    "threads",
+    "soft_heap_limit",
+    "hard_heap_limit",
+  ];
+  let words: Vec<&str> = sql
+    .split(|c: char| c.is_whitespace() || c == '=' || c == '(' || c == ';')
+    .filter(|w| !w.is_empty())
+    .collect();
+  let [first, name, ..] = words.as_slice() else {
+    return false;
+  };
+  if !first.eq_ignore_ascii_case("pragma") {
+    return false;
+  }
+  let name = name.strip_prefix("main.").unwrap_or(name).to_ascii_lowercase();
+  KEYLESS.contains(&name.as_str()) || name.starts_with("cipher_")
+}
+
 fn misuse_not_open() -> Error {
   Error::misuse("Database is not open")
 }
@@ -226,6 +272,7 @@ impl Worker {
             statements: HashMap::new(),
             failed: HashSet::new(),
             opened: false,
+            key_gate: None,
             readonly: false,
             awaiting_key: false,
             hooks: Hooks::default(),
@@ -468,7 +515,12 @@ impl Worker {
         }
       }
     }
-    if session.awaiting_key && !matches!(request, Request::Key(_) | Request::Close | Request::Wait) {
+    if session.awaiting_key
+      && !matches!(
+        request,
+        Request::Key(..) | Request::PragmaKey(_) | Request::Close | Request::Wait
+      )
+    {
       let e = Error::sqlite(
         ffi::SQLITE_AUTH,
         "the database is waiting for its key: call db.init({ key }) before running statements",
@@ -476,8 +528,22 @@ impl Worker {
       self.reply(session, rid, Response::Error(e));
       return true;
     }
+    if let Some(reason) = session.key_gate {
+      if !Self::passes_key_gate(session, &request) {
+        self.reply(
+          session,
+          rid,
+          Response::Error(Error::sqlite(ffi::SQLITE_NOTADB, reason)),
+        );
+        return true;
+      }
+    }
     let response = match request {
       Request::Open(_) | Request::Abort => unreachable!("handled above"),
+      Request::PragmaKey(pragma) => {
+        self.pragma_key(session, pragma);
+        Some(Response::Done)
+      }
       Request::Query { sql, params, mode } => self.query(session, rid, sql, params, mode),
       Request::Prepare { stmt, sql } => match self.conn().prepare(&sql) {
         Ok(prepared) => {
@@ -528,7 +594,7 @@ impl Worker {
         self.configure(session, setting);
         Some(Response::Done)
       }
-      Request::Key(key) => Some(match self.deferred_key(session, key) {
+      Request::Key(key, legacy) => Some(match self.deferred_key(session, key, legacy) {
         Ok(()) => Response::Done,
         Err(e) => Response::Error(e),
       }),
@@ -588,32 +654,51 @@ impl Worker {
       return Ok(());
     }
     if self.conn.is_none() {
-      let mut conn = Connection::open(&options.filename, options.flags, options.busy_timeout_ms)?;
-      conn.watch_interrupts(self.shared.interrupted.clone());
-      if !options.verbose {
-        // SQLCipher logs a failed HMAC check on stderr; the error itself is reported anyway.
-        let _ = conn.execute_batch("PRAGMA cipher_log_level = NONE");
-      }
-      match &options.key {
-        Some(key) => conn.apply_key(key)?,
-        None if !options.deferred_key => conn.verify_readable(false)?,
-        None => {}
-      }
+      let conn = match &options.key {
+        Some(key) => self.open_keyed(&options, key, options.legacy.as_ref())?,
+        None => {
+          let conn = self.open_connection(&options)?;
+          if !options.deferred_key {
+            // An encrypted file opens without its key, as with node-sqlite3: reads fail with
+            // SQLITE_NOTADB until a `PRAGMA key` (the ORMs' route) keys the connection.
+            match conn.verify_readable(false) {
+              Err(e) if options.strict_key || e.errno() != ffi::SQLITE_NOTADB => return Err(e),
+              _ => {}
+            }
+          }
+          conn
+        }
+      };
       self.key = options.key.clone();
       self.transaction_timeout = (options.transaction_timeout_ms > 0)
         .then(|| Duration::from_millis(options.transaction_timeout_ms.into()));
       self.conn = Some(conn);
       self.publish_handle();
+    } else if let (Some(key), None) = (&options.key, &self.key) {
+      // The connection was opened without a key (a Database waiting for its `PRAGMA key`):
+      // this key keys it if it opens the file.
+      let filename = &self.opened_with.as_ref().expect("the connection is open").filename;
+      if !(super::prove_key(filename, key, options.verbose) && self.conn().apply_key(key).is_ok()) {
+        return Err(Error::sqlite(
+          ffi::SQLITE_NOTADB,
+          "file is not a database: the key is wrong, or the file is not a SQLCipher database",
+        ));
+      }
+      self.key = Some(key.clone());
     } else if options.key.is_some() && options.key != self.key {
       return Err(Error::sqlite(
         ffi::SQLITE_NOTADB,
         "file is not a database: the key is wrong (this process has the file open with another key)",
       ));
     } else if options.key.is_none() && self.key.is_some() && !options.deferred_key {
-      return Err(Error::sqlite(
-        ffi::SQLITE_NOTADB,
-        "file is not a database: it is encrypted, pass its `key` (or `bits` and call db.init({ key }))",
-      ));
+      if options.strict_key {
+        return Err(Error::sqlite(
+          ffi::SQLITE_NOTADB,
+          "file is not a database: it is encrypted, pass its `key` (or `bits` and call db.init({ key }))",
+        ));
+      }
+      // As on a connection of its own: it opens, and reads fail until it gives the key.
+      session.key_gate = Some(NEEDS_KEY);
     }
     session.opened = true;
     session.readonly = options.flags & ffi::SQLITE_OPEN_READONLY != 0;
@@ -624,13 +709,103 @@ impl Worker {
     Ok(())
   }
 
+  /// A new connection to the file, set up as the engine needs it (interrupts, quiet SQLCipher).
+  fn open_connection(&self, options: &OpenOptions) -> Result<Connection, Error> {
+    let mut conn = Connection::open(&options.filename, options.flags, options.busy_timeout_ms)?;
+    conn.watch_interrupts(self.shared.interrupted.clone());
+    if !options.verbose {
+      // SQLCipher logs a failed HMAC check on stderr; the error itself is reported anyway.
+      let _ = conn.execute_batch("PRAGMA cipher_log_level = NONE");
+    }
+    Ok(conn)
+  }
+
+  /// A new connection keyed with `key`. A file this key does not open, but `legacy` (the way
+  /// 1.x applied it) does, is a 1.x file: it is moved to SQLCipher 4 once, then opened.
+  fn open_keyed(
+    &self,
+    options: &OpenOptions,
+    key: &Key,
+    legacy: Option<&LegacyKey>,
+  ) -> Result<Connection, Error> {
+    let conn = self.open_connection(options)?;
+    let error = match conn.apply_key(key) {
+      Ok(()) => return Ok(conn),
+      Err(e) => e,
+    };
+    drop(conn);
+    let Some(legacy) = legacy.filter(|_| error.errno() == ffi::SQLITE_NOTADB) else {
+      return Err(error);
+    };
+    if !sqlcipher3::migrate(Path::new(&options.filename), key, legacy)? {
+      return Err(error);
+    }
+    let conn = self.open_connection(options)?;
+    conn.apply_key(key)?;
+    Ok(conn)
+  }
+
   fn publish_handle(&self) {
     let mut target = self.shared.interrupt.lock().unwrap_or_else(|e| e.into_inner());
     target.db = self.conn.as_ref().map_or(std::ptr::null_mut(), |c| c.handle());
   }
 
+  /// A session's `PRAGMA key`: it keys a connection that has no key yet, if it opens the file
+  /// (tried on a connection of its own first, so that a wrong key disturbs nobody); otherwise
+  /// it must be the connection's key. A wrong key closes the session's gate, never the pragma.
+  fn pragma_key(&mut self, session: &mut Session, pragma: PragmaKey) {
+    let right = match pragma {
+      PragmaKey::Checked(right) => right,
+      PragmaKey::Given(key) => match &self.key {
+        Some(existing) => *existing == key,
+        None => {
+          let options = self.opened_with.as_ref().expect("a session is open");
+          let right =
+            super::prove_key(&options.filename, &key, options.verbose) && self.conn().apply_key(&key).is_ok();
+          if right {
+            self.key = Some(key);
+          }
+          right
+        }
+      },
+    };
+    session.key_gate = (!right).then_some(WRONG_KEY);
+    if right {
+      session.awaiting_key = false;
+    }
+  }
+
+  /// What a session without the key may still run: closing, waiting, settings, and the
+  /// pragmas that do not read the file (ORMs send `PRAGMA foreign_keys = ON` right after the
+  /// key, without a callback). Everything else would read the file.
+  fn passes_key_gate(session: &Session, request: &Request) -> bool {
+    match request {
+      Request::PragmaKey(_)
+      | Request::Key(..)
+      | Request::Close
+      | Request::Wait
+      | Request::Configure(_)
+      | Request::Reset { .. }
+      | Request::Finalize { .. }
+      | Request::Bind { .. } => true,
+      Request::Query { sql, .. } | Request::Exec { sql } | Request::Prepare { sql, .. } => {
+        is_keyless_pragma(sql)
+      }
+      Request::Execute { stmt, .. } => session
+        .statements
+        .get(stmt)
+        .is_some_and(|s| s.as_ref().is_some_and(|s| is_keyless_pragma(&s.sql()))),
+      _ => false,
+    }
+  }
+
   /// `db.init({ key })` for a session opened with `bits` and no key.
-  fn deferred_key(&mut self, session: &mut Session, key: Key) -> Result<(), Error> {
+  fn deferred_key(
+    &mut self,
+    session: &mut Session,
+    key: Key,
+    legacy: Option<LegacyKey>,
+  ) -> Result<(), Error> {
     if !session.awaiting_key {
       return Ok(());
     }
@@ -649,12 +824,17 @@ impl Worker {
       self.conn = None;
       self.publish_handle();
       if let Some(options) = self.opened_with.clone() {
-        let mut conn = Connection::open(&options.filename, options.flags, options.busy_timeout_ms)?;
-        conn.watch_interrupts(self.shared.interrupted.clone());
-        if !options.verbose {
-          let _ = conn.execute_batch("PRAGMA cipher_log_level = NONE");
+        if legacy.is_some() && e.errno() == ffi::SQLITE_NOTADB {
+          // Perhaps a 1.x file: keyed the 1.x way, it is moved to SQLCipher 4 and opens.
+          if let Ok(conn) = self.open_keyed(&options, &key, legacy.as_ref()) {
+            self.conn = Some(conn);
+            self.publish_handle();
+            self.key = Some(key);
+            session.awaiting_key = false;
+            return Ok(());
+          }
         }
-        self.conn = Some(conn);
+        self.conn = Some(self.open_connection(&options)?);
         self.publish_handle();
       }
       return Err(e);

@@ -13,7 +13,9 @@ use super::convert;
 use super::outbox::Outbox;
 use crate::cluster::node::{Intent, Membership, NodeOptions};
 use crate::engine::{Engine, SessionHandle, Sink};
-use crate::protocol::{FirstResult, Mode, OpenOptions, Outgoing, Request, Response, Script, Setting};
+use crate::protocol::{
+  FirstResult, Key, LegacyKey, Mode, OpenOptions, Outgoing, PragmaKey, Request, Response, Script, Setting,
+};
 
 fn type_error(message: String) -> napi::Error {
   napi::Error::new(Status::InvalidArg, message)
@@ -38,6 +40,23 @@ pub struct ClusterOptions {
   pub intent: String,
   pub secret: Option<Buffer>,
   pub connect_timeout: u32,
+}
+
+/// How sqlite3-cluster 1.x keyed the file (`PRAGMA KEY = "<pass>"`, AES-`bits`-CBC), given by
+/// `lib/` when the app passed its key the 1.x way (a string).
+#[napi(object)]
+pub struct LegacyKeyOptions {
+  pub pass: String,
+  pub bits: u32,
+}
+
+impl LegacyKeyOptions {
+  fn into_key(self) -> LegacyKey {
+    LegacyKey {
+      pass: self.pass,
+      bits: u16::try_from(self.bits).unwrap_or(0),
+    }
+  }
 }
 
 enum Backend {
@@ -113,6 +132,8 @@ impl NativeSession {
     flags: i32,
     key: Unknown,
     deferred_key: bool,
+    legacy: Option<LegacyKeyOptions>,
+    strict_key: bool,
     verbose: bool,
     busy_timeout: i32,
     transaction_timeout: u32,
@@ -122,6 +143,8 @@ impl NativeSession {
       filename,
       flags,
       key,
+      legacy: legacy.map(LegacyKeyOptions::into_key),
+      strict_key,
       deferred_key,
       verbose,
       busy_timeout_ms: busy_timeout,
@@ -222,12 +245,33 @@ impl NativeSession {
   }
 
   #[napi]
-  pub fn key(&self, env: Env, id: u32, key: Unknown) -> Result<()> {
+  pub fn key(&self, env: Env, id: u32, key: Unknown, legacy: Option<LegacyKeyOptions>) -> Result<()> {
     match unsafe { convert::key(env.raw(), key.raw()) }.map_err(type_error)? {
-      Some(key) => self.send(id, Request::Key(key)),
+      Some(key) => self.send(id, Request::Key(key, legacy.map(LegacyKeyOptions::into_key))),
       None => return Err(type_error("key must be a non-empty string or a Buffer".into())),
     }
     Ok(())
+  }
+
+  /// `PRAGMA key = <text>` run as a statement; `text` is the pragma's value as SQLCipher reads
+  /// it (`x'<64 or 96 hex digits>'` is a raw key, anything else a passphrase).
+  #[napi]
+  pub fn pragma_key(&self, id: u32, text: String) {
+    let hex = text
+      .strip_prefix("x'")
+      .or_else(|| text.strip_prefix("X'"))
+      .and_then(|t| t.strip_suffix('\''))
+      .filter(|h| (h.len() == 64 || h.len() == 96) && h.bytes().all(|b| b.is_ascii_hexdigit()));
+    let key = match hex {
+      Some(hex) => Key::Raw(
+        (0..hex.len())
+          .step_by(2)
+          .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0))
+          .collect(),
+      ),
+      None => Key::Passphrase(text),
+    };
+    self.send(id, Request::PragmaKey(PragmaKey::Given(key)));
   }
 
   /// Worker1's `exec`. `first`: 0 step the first result statement once, 1 read its rows,

@@ -392,6 +392,20 @@ class Database {
     })
   }
 
+  /**
+   * `db.backup(filename, [callback])` copies this database into `filename`;
+   * `db.backup(filename, sourceName, destName, filenameIsDest, [callback])` chooses the
+   * databases and the direction. Returns node-sqlite3's Backup object.
+   */
+  backup(...args) {
+    const { Backup } = require('./backup')
+    const backup = args.length <= 2
+      ? new Backup(this, args[0], 'main', 'main', true, args[1])
+      : new Backup(this, args[0], args[1], args[2], args[3], args[4])
+    backup.retryErrors = [C.BUSY, C.LOCKED]
+    return backup
+  }
+
   escape(value) {
     return escape(value)
   }

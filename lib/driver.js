@@ -10,6 +10,7 @@
 const path = require('path')
 const { Database: Base } = require('./database')
 const { Statement } = require('./statement')
+const { Backup } = require('./backup')
 const { parseOptions, sessionOptions } = require('./options')
 const trace = require('./trace')
 const constants = require('./constants')
@@ -66,6 +67,7 @@ function sqlite3Module(optionsFor, extra) {
   const module = {
     Database: DriverDatabase,
     Statement: requireNew(Statement),
+    Backup: requireNew(Backup),
     ...constants,
     ...extra,
     verbose() {

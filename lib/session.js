@@ -11,7 +11,7 @@ const { NativeSession } = require('./native')
 // Message kinds and layout: see src/js/convert.rs.
 const K = {
   DONE: 0, RUN: 1, ROW: 2, NO_ROW: 3, ROWS: 4, CHUNK: 5, EACH_END: 6, ERROR: 7, DROPPED: 8, EVENT: 9,
-  PREPARE_ERROR: 10, SCRIPT: 11, BYTES: 12,
+  PREPARE_ERROR: 10, SCRIPT: 11, BYTES: 12, BACKUP: 13,
 }
 const STRIDE = 5
 const MODE = { run: 0, get: 1, all: 2, each: 3 }

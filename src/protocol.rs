@@ -34,6 +34,29 @@ pub enum Key {
   Passphrase(String),
 }
 
+impl Key {
+  /// The raw key written as `hex`: 64 hex digits (a 32-byte key) or 96 (key and salt).
+  pub fn raw_from_hex(hex: &str) -> Option<Key> {
+    if !(hex.len() == 64 || hex.len() == 96) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+      return None;
+    }
+    let bytes = (0..hex.len())
+      .step_by(2)
+      .map(|i| u8::from_str_radix(&hex[i..i + 2], 16));
+    bytes.collect::<Result<Vec<u8>, _>>().ok().map(Key::Raw)
+  }
+
+  /// A `PRAGMA key` value as SQLCipher reads it: `x'<64 or 96 hex digits>'` is a raw key,
+  /// anything else a passphrase.
+  pub fn from_pragma(text: String) -> Key {
+    let hex = text
+      .strip_prefix("x'")
+      .or_else(|| text.strip_prefix("X'"))
+      .and_then(|t| t.strip_suffix('\''));
+    hex.and_then(Key::raw_from_hex).unwrap_or(Key::Passphrase(text))
+  }
+}
+
 impl std::fmt::Debug for Key {
   // Keys are never printed, not even in debug output.
   fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -57,6 +80,28 @@ impl std::fmt::Debug for LegacyKey {
   fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
     write!(f, "LegacyKey(…, {} bits)", self.bits)
   }
+}
+
+/// One operation of a session's backup `backup` (node-sqlite3's `Backup` object).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BackupOp {
+  /// Opens `filename` and starts copying (into it when `filename_is_dest`, else out of it).
+  Start {
+    backup: u32,
+    filename: String,
+    source_name: String,
+    dest_name: String,
+    filename_is_dest: bool,
+  },
+  /// Copies up to `pages` pages; an error not in `retry` ends the backup.
+  Step {
+    backup: u32,
+    pages: i32,
+    retry: Vec<i32>,
+  },
+  Finish {
+    backup: u32,
+  },
 }
 
 /// A session's `PRAGMA key`. It never fails: with a wrong key the session's statements that read
@@ -144,6 +189,8 @@ pub enum Request {
   Key(Key, Option<LegacyKey>),
   /// `PRAGMA key = …` sent as a statement: the route ORMs take to SQLCipher.
   PragmaKey(PragmaKey),
+  /// `db.backup()`: node-sqlite3's Backup, run by the engine of the file.
+  Backup(BackupOp),
   LoadExtension {
     path: String,
   },
@@ -258,6 +305,12 @@ pub enum Response {
   Dropped,
   Script(ScriptResult),
   Bytes(Vec<u8>),
+  /// A backup step: whether the copy is complete, and node-sqlite3's `remaining`/`pageCount`.
+  Backup {
+    done: bool,
+    remaining: i32,
+    page_count: i32,
+  },
 }
 
 /// Something that happened on the connection while this session's statement ran.

@@ -182,12 +182,29 @@ impl Connection {
   /// Applies a SQLCipher key and proves it by reading the schema: a wrong key is
   /// `SQLITE_NOTADB` here, never on a later query.
   pub fn apply_key(&self, key: &Key) -> Result<(), Error> {
+    self.set_key(key)?;
+    self.verify_readable(true)
+  }
+
+  /// The value of a boolean pragma (`PRAGMA foreign_keys`…), if it has one.
+  pub fn pragma_flag(&self, name: &str) -> Result<Option<bool>, Error> {
+    Statement::pragma_flag_of(self, name)
+  }
+
+  /// Gives SQLCipher the key without reading the file (a backup's new destination, say).
+  pub fn set_key(&self, key: &Key) -> Result<(), Error> {
     let material = key_material(key);
     let rc = unsafe { ffi::sqlite3_key(self.db, material.as_ptr().cast(), material.len() as c_int) };
     if rc != ffi::SQLITE_OK {
       return Err(self.error(rc));
     }
-    self.verify_readable(true)
+    Ok(())
+  }
+
+  /// The connection's last error, for calls that report failure without a code.
+  pub fn last_error(&self) -> Error {
+    // SAFETY: `db` is open for the life of `self`.
+    self.error(unsafe { ffi::sqlite3_errcode(self.db) })
   }
 
   /// Reads the schema so that an encrypted file opened without (or with the wrong) key fails now.
@@ -429,26 +446,47 @@ pub struct Statement {
   /// A plain query: read-only, returns columns, and its SQL starts with `SELECT`, `WITH` or
   /// `VALUES` (no pragma, no transaction control). Such statements may share a read group.
   pub query: bool,
+  /// Its SQL names a pragma: it may change a per-Database setting (see `settings`).
+  pub pragma: bool,
 }
 
 unsafe impl Send for Statement {}
 
 impl Statement {
   fn new(raw: *mut ffi::sqlite3_stmt) -> Self {
-    let query = unsafe {
+    // SAFETY: `raw` is a statement just prepared; its SQL text lives as long as it does.
+    let text = unsafe {
       let text = ffi::sqlite3_sql(raw);
-      ffi::sqlite3_stmt_readonly(raw) != 0
-        && ffi::sqlite3_column_count(raw) > 0
-        && !text.is_null()
-        && std::ffi::CStr::from_ptr(text).to_str().is_ok_and(super::is_query)
-    };
+      (!text.is_null()).then(|| std::ffi::CStr::from_ptr(text).to_str().unwrap_or(""))
+    }
+    .unwrap_or("");
+    // SAFETY: as above.
+    let query = unsafe { ffi::sqlite3_stmt_readonly(raw) != 0 && ffi::sqlite3_column_count(raw) > 0 }
+      && super::is_query(text);
     Statement {
       raw,
       shape: None,
       done: false,
       status: ffi::SQLITE_OK,
       query,
+      pragma: super::settings::may_set(text),
     }
+  }
+
+  /// The value of a boolean pragma (`PRAGMA foreign_keys`…), if it has one.
+  pub fn pragma_flag_of(conn: &Connection, name: &str) -> Result<Option<bool>, Error> {
+    let Some(mut stmt) = conn.prepare(&format!("PRAGMA {name}"))? else {
+      return Ok(None);
+    };
+    if !stmt.advance()? {
+      return Ok(None);
+    }
+    let mut row = Vec::new();
+    stmt.read_row(1, &mut row);
+    Ok(match row.first() {
+      Some(Value::Integer(v)) => Some(*v != 0),
+      _ => None,
+    })
   }
 
   fn db(&self) -> *mut ffi::sqlite3 {

@@ -5,7 +5,9 @@
 //! while a session is inside a transaction only its requests run (DESIGN §5). The engine thread
 //! is a plain OS thread: it never runs on a tokio worker and never blocks the JavaScript thread.
 
+mod backup;
 mod connection;
+mod settings;
 mod sqlcipher3;
 mod worker;
 

@@ -15,13 +15,15 @@ use std::time::{Duration, Instant};
 
 use rusqlite::ffi;
 
+use super::backup::{Backup, Direction};
 use super::connection::{Connection, Statement};
+use super::settings::{self, Settings};
 use super::sqlcipher3;
 use super::{is_query, is_rollback, Command, SessionId, Shared, Sink};
 use crate::error::{ClusterCode, Error};
 use crate::protocol::{
-  Event, FirstResult, Key, LegacyKey, Mode, OpenOptions, Outgoing, PragmaKey, Request, Response, Rows,
-  Script, ScriptResult, Setting, Shape, MESSAGE_LIMIT,
+  BackupOp, Event, FirstResult, Key, LegacyKey, Mode, OpenOptions, Outgoing, PragmaKey, Request, Response,
+  Rows, Script, ScriptResult, Setting, Shape, MESSAGE_LIMIT,
 };
 use crate::value::{Params, Value};
 
@@ -58,6 +60,10 @@ struct Session {
   /// The connection is keyed but this session has not given the key (or gave a wrong one by
   /// `PRAGMA key`): statements that read the file fail with `SQLITE_NOTADB` and this message.
   key_gate: Option<&'static str>,
+  /// Its `db.backup()`s in progress, by the id JavaScript gave them.
+  backups: HashMap<u32, Backup>,
+  /// Its per-Database pragmas (`foreign_keys`…), put on the connection for its statements.
+  settings: Settings,
   hooks: Hooks,
   stream: Option<Stream>,
   unacked: u32,
@@ -90,6 +96,8 @@ struct Worker {
   /// How the connection was opened, to reopen it after a failed deferred key.
   opened_with: Option<OpenOptions>,
   key: Option<Key>,
+  /// The per-Database pragmas the connection has now (see `settings`).
+  applied: Settings,
   sessions: HashMap<SessionId, Session>,
   order: VecDeque<SessionId>,
   /// The session whose transaction holds the connection.
@@ -127,6 +135,7 @@ pub(super) fn run(commands: Receiver<Command>, shared: Arc<Shared>) {
     conn: None,
     opened_with: None,
     key: None,
+    applied: Settings::default(),
     sessions: HashMap::new(),
     order: VecDeque::new(),
     owner: None,
@@ -273,6 +282,8 @@ impl Worker {
             failed: HashSet::new(),
             opened: false,
             key_gate: None,
+            backups: HashMap::new(),
+            settings: Settings::default(),
             readonly: false,
             awaiting_key: false,
             hooks: Hooks::default(),
@@ -538,12 +549,33 @@ impl Worker {
         return true;
       }
     }
+    if session.settings != self.applied {
+      Settings::apply(
+        session.settings,
+        &mut self.applied,
+        self.conn.as_ref().expect("checked above"),
+      );
+    }
+    // SQL that may set a per-Database pragma: read the settings back once it has run.
+    let pragma_sql = match &request {
+      Request::Query { sql, .. } | Request::Exec { sql } if settings::may_set(sql) => Some(sql.clone()),
+      Request::Script(script) if settings::may_set(&script.sql) => Some(script.sql.clone()),
+      Request::Execute { stmt, .. } => match session.statements.get(stmt) {
+        Some(Some(s)) if s.pragma => Some(s.sql()),
+        _ => None,
+      },
+      _ => None,
+    };
     let response = match request {
       Request::Open(_) | Request::Abort => unreachable!("handled above"),
       Request::PragmaKey(pragma) => {
         self.pragma_key(session, pragma);
         Some(Response::Done)
       }
+      Request::Backup(op) => Some(match self.backup(session, op) {
+        Ok(response) => response,
+        Err(e) => Response::Error(e),
+      }),
       Request::Query { sql, params, mode } => self.query(session, rid, sql, params, mode),
       Request::Prepare { stmt, sql } => match self.conn().prepare(&sql) {
         Ok(prepared) => {
@@ -613,7 +645,7 @@ impl Worker {
         Err(e) => Response::Error(e),
       }),
       Request::Close => {
-        if !session.statements.is_empty() {
+        if !session.statements.is_empty() || session.backups.values().any(Backup::is_live) {
           let e = Error::sqlite(
             ffi::SQLITE_BUSY,
             "unable to close due to unfinalized statements or unfinished backups",
@@ -627,6 +659,10 @@ impl Worker {
         }
       }
     };
+    if let (Some(sql), Some(conn)) = (pragma_sql, &self.conn) {
+      session.settings = Settings::read(conn, &sql, session.settings);
+      self.applied = session.settings;
+    }
     if let Some(response) = response {
       self.reply(session, rid, response);
     }
@@ -677,7 +713,11 @@ impl Worker {
     } else if let (Some(key), None) = (&options.key, &self.key) {
       // The connection was opened without a key (a Database waiting for its `PRAGMA key`):
       // this key keys it if it opens the file.
-      let filename = &self.opened_with.as_ref().expect("the connection is open").filename;
+      let filename = &self
+        .opened_with
+        .as_ref()
+        .expect("the connection is open")
+        .filename;
       if !(super::prove_key(filename, key, options.verbose) && self.conn().apply_key(key).is_ok()) {
         return Err(Error::sqlite(
           ffi::SQLITE_NOTADB,
@@ -745,9 +785,58 @@ impl Worker {
     Ok(conn)
   }
 
-  fn publish_handle(&self) {
+  /// A new connection (or none): tells `interrupt()` which handle to stop, and forgets the
+  /// per-Database settings the old connection had.
+  fn publish_handle(&mut self) {
+    self.applied = Settings::default();
     let mut target = self.shared.interrupt.lock().unwrap_or_else(|e| e.into_inner());
     target.db = self.conn.as_ref().map_or(std::ptr::null_mut(), |c| c.handle());
+  }
+
+  /// One operation of a session's `db.backup()`.
+  fn backup(&mut self, session: &mut Session, op: BackupOp) -> Result<Response, Error> {
+    match op {
+      BackupOp::Start {
+        backup,
+        filename,
+        source_name,
+        dest_name,
+        filename_is_dest,
+      } => {
+        let direction = Direction {
+          filename: &filename,
+          source_name: &source_name,
+          dest_name: &dest_name,
+          filename_is_dest,
+        };
+        if !filename_is_dest && session.readonly {
+          return Err(Error::sqlite(
+            ffi::SQLITE_READONLY,
+            "attempt to write a readonly database",
+          ));
+        }
+        let busy = self.opened_with.as_ref().map_or(1000, |o| o.busy_timeout_ms);
+        let started = Backup::start(self.conn(), &direction, self.key.as_ref(), busy)?;
+        session.backups.insert(backup, started);
+        Ok(Response::Done)
+      }
+      BackupOp::Step { backup, pages, retry } => {
+        let job = session
+          .backups
+          .get_mut(&backup)
+          .ok_or_else(|| Error::misuse("Backup is already finished"))?;
+        let progress = job.step(pages, &retry)?;
+        Ok(Response::Backup {
+          done: progress.done,
+          remaining: progress.remaining,
+          page_count: progress.page_count,
+        })
+      }
+      BackupOp::Finish { backup } => {
+        session.backups.remove(&backup);
+        Ok(Response::Done)
+      }
+    }
   }
 
   /// A session's `PRAGMA key`: it keys a connection that has no key yet, if it opens the file
@@ -1242,6 +1331,7 @@ impl Worker {
   fn end_session(&mut self, id: SessionId, session: &mut Session) {
     session.stream = None;
     session.statements.clear();
+    session.backups.clear();
     self.order.retain(|s| *s != id);
     if self.owner == Some(id) {
       self.owner = None;
@@ -1264,6 +1354,7 @@ impl Worker {
     for session in self.sessions.values_mut() {
       session.stream = None;
       session.statements.clear();
+      session.backups.clear();
     }
     self.cache.clear();
     self.group = 0;

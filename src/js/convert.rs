@@ -167,16 +167,7 @@ pub unsafe fn key(env: sys::napi_env, v: sys::napi_value) -> JsResult<Option<Key
     sys::ValueType::napi_undefined | sys::ValueType::napi_null => Ok(None),
     sys::ValueType::napi_string => {
       let s = unsafe { string(env, v)? };
-      let is_hex = (s.len() == 64 || s.len() == 96) && s.bytes().all(|b| b.is_ascii_hexdigit());
-      if is_hex {
-        let raw = (0..s.len())
-          .step_by(2)
-          .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or(0))
-          .collect();
-        Ok(Some(Key::Raw(raw)))
-      } else {
-        Ok(Some(Key::Passphrase(s)))
-      }
+      Ok(Some(Key::raw_from_hex(&s).unwrap_or(Key::Passphrase(s))))
     }
     _ => match unsafe { bytes(env, v)? } {
       Some(b) => Ok(Some(Key::Raw(b))),
@@ -202,6 +193,8 @@ pub const PREPARE_ERROR: u32 = 10;
 /// A Worker1 `exec` result: a = [columns | null, values, statements, changes, lastInsertRowId
 /// (BigInt)], b = error message, c = error code (`protocol::SCRIPT_ERROR` for oo1's own).
 pub const SCRIPT: u32 = 11;
+/// A backup step: a = remaining, b = pageCount, c = 1 when the copy is complete.
+pub const BACKUP: u32 = 13;
 /// a = Buffer.
 pub const BYTES: u32 = 12;
 /// Fields per message in the flat batch array: id, kind, a, b, c.
@@ -437,6 +430,18 @@ impl Writer {
           Response::Bytes(bytes) => {
             let blob = self.value(&Value::Blob(bytes.clone()))?;
             self.message(*id, BYTES, blob, u, u)
+          }
+          Response::Backup {
+            done,
+            remaining,
+            page_count,
+          } => {
+            let (remaining, page_count) = (
+              self.num(f64::from(*remaining))?,
+              self.num(f64::from(*page_count))?,
+            );
+            let done = self.num(if *done { 1.0 } else { 0.0 })?;
+            self.message(*id, BACKUP, remaining, page_count, done)
           }
         },
         // The outbox never queues these (see `Outbox::send`).

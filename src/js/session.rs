@@ -14,7 +14,8 @@ use super::outbox::Outbox;
 use crate::cluster::node::{Intent, Membership, NodeOptions};
 use crate::engine::{Engine, SessionHandle, Sink};
 use crate::protocol::{
-  FirstResult, Key, LegacyKey, Mode, OpenOptions, Outgoing, PragmaKey, Request, Response, Script, Setting,
+  BackupOp, FirstResult, Key, LegacyKey, Mode, OpenOptions, Outgoing, PragmaKey, Request, Response, Script,
+  Setting,
 };
 
 fn type_error(message: String) -> napi::Error {
@@ -253,25 +254,44 @@ impl NativeSession {
     Ok(())
   }
 
+  /// `db.backup()`: starts backup `backup` between this session's database and `filename`.
+  #[napi]
+  pub fn backup_start(
+    &self,
+    id: u32,
+    backup: u32,
+    filename: String,
+    source_name: String,
+    dest_name: String,
+    filename_is_dest: bool,
+  ) {
+    self.send(
+      id,
+      Request::Backup(BackupOp::Start {
+        backup,
+        filename,
+        source_name,
+        dest_name,
+        filename_is_dest,
+      }),
+    );
+  }
+
+  #[napi]
+  pub fn backup_step(&self, id: u32, backup: u32, pages: i32, retry: Vec<i32>) {
+    self.send(id, Request::Backup(BackupOp::Step { backup, pages, retry }));
+  }
+
+  #[napi]
+  pub fn backup_finish(&self, id: u32, backup: u32) {
+    self.send(id, Request::Backup(BackupOp::Finish { backup }));
+  }
+
   /// `PRAGMA key = <text>` run as a statement; `text` is the pragma's value as SQLCipher reads
   /// it (`x'<64 or 96 hex digits>'` is a raw key, anything else a passphrase).
   #[napi]
   pub fn pragma_key(&self, id: u32, text: String) {
-    let hex = text
-      .strip_prefix("x'")
-      .or_else(|| text.strip_prefix("X'"))
-      .and_then(|t| t.strip_suffix('\''))
-      .filter(|h| (h.len() == 64 || h.len() == 96) && h.bytes().all(|b| b.is_ascii_hexdigit()));
-    let key = match hex {
-      Some(hex) => Key::Raw(
-        (0..hex.len())
-          .step_by(2)
-          .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0))
-          .collect(),
-      ),
-      None => Key::Passphrase(text),
-    };
-    self.send(id, Request::PragmaKey(PragmaKey::Given(key)));
+    self.send(id, Request::PragmaKey(PragmaKey::Given(Key::from_pragma(text))));
   }
 
   /// Worker1's `exec`. `first`: 0 step the first result statement once, 1 read its rows,

@@ -35,9 +35,16 @@ function realPath(filename) {
  */
 function runtimeSock(real) {
   const uid = process.getuid()
-  const base = process.env.XDG_RUNTIME_DIR && path.isAbsolute(process.env.XDG_RUNTIME_DIR)
-    ? process.env.XDG_RUNTIME_DIR
-    : os.tmpdir()
+  const dir = fs.statSync(path.dirname(real))
+  const name = crypto.createHash('sha256').update(path.basename(real)).digest('hex').slice(0, 16)
+  const entry = path.join(`sqlite3-cluster-${uid}`, `${dir.dev}-${dir.ino}-${name}`, 'sock')
+  const runtime = process.env.XDG_RUNTIME_DIR
+  const bases = [runtime && path.isAbsolute(runtime) ? runtime : null, os.tmpdir(), '/tmp']
+  const base = bases.find((b) => b !== null && Buffer.byteLength(path.join(b, entry)) <= MAX_SOCK_PATH)
+  if (base === undefined) {
+    throw new TypeError('sqlite3-cluster: the default socket path is too long for a Unix socket, ' +
+      'and so is the one in the runtime folder: pass a short `sock`')
+  }
   const root = path.join(base, `sqlite3-cluster-${uid}`)
   try {
     fs.mkdirSync(root, { mode: 0o700 })
@@ -49,9 +56,7 @@ function runtimeSock(real) {
     throw new TypeError(`sqlite3-cluster: the socket folder ${root} is not a private folder of this user ` +
       '(it must be a directory owned by you with mode 0700): remove it, or pass a short `sock`')
   }
-  const dir = fs.statSync(path.dirname(real))
-  const name = crypto.createHash('sha256').update(path.basename(real)).digest('hex').slice(0, 16)
-  return path.join(root, `${dir.dev}-${dir.ino}-${name}`, 'sock')
+  return path.join(base, entry)
 }
 
 /**

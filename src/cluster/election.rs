@@ -5,6 +5,7 @@
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{Read, Seek, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -123,9 +124,7 @@ impl Paths {
   /// Binds the socket: a temporary name first, then `chmod 600`, then `rename` over `sock`,
   /// so a client never sees a half-made socket. Call only while holding the lock.
   pub fn bind(&self) -> Result<UnixListener, Error> {
-    let mut temp = self.sock.as_os_str().to_owned();
-    temp.push(format!(".{}.tmp", std::process::id()));
-    let temp = PathBuf::from(temp);
+    let temp = self.temporary_name();
     let _ = fs::remove_file(&temp);
     let fail = |what: &str, e: std::io::Error| {
       setup_error(format!("cannot {what} the socket {}: {e}", self.sock.display()))
@@ -140,6 +139,23 @@ impl Paths {
     }
     listener.set_nonblocking(true).map_err(|e| fail("configure", e))?;
     Ok(listener)
+  }
+
+  /// Where `bind` makes the socket before renaming it: `<sock>.<pid>.tmp`, or, when that would
+  /// pass the length limit (a `sock` of 98 bytes or more), a name exactly as long as `sock`:
+  /// its last character replaced by `~`. Only the lock holder binds, so neither can collide with
+  /// another master's.
+  fn temporary_name(&self) -> PathBuf {
+    let mut temp = self.sock.as_os_str().to_owned();
+    temp.push(format!(".{}.tmp", std::process::id()));
+    if temp.len() <= MAX_SOCK_PATH {
+      return PathBuf::from(temp);
+    }
+    let mut bytes = self.sock.as_os_str().as_bytes().to_vec();
+    if let Some(last) = bytes.last_mut() {
+      *last = if *last == b'~' { b'#' } else { b'~' };
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(bytes))
   }
 
   /// Removes the socket when the master closes (it still holds the lock, so it is its own).
@@ -180,6 +196,23 @@ mod tests {
       "a directory others may write is refused"
     );
     let _ = fs::remove_dir_all(&dir);
+  }
+
+  #[test]
+  fn a_socket_path_of_the_longest_allowed_length_binds() {
+    let base = std::env::temp_dir().join(format!("sqlite3-cluster-long-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&base);
+    // `<dir>/sock` exactly MAX_SOCK_PATH bytes long.
+    let pad = MAX_SOCK_PATH - base.as_os_str().len() - "/x/sock".len();
+    let sock = base.join(format!("x{}", "y".repeat(pad))).join("sock");
+    assert_eq!(sock.as_os_str().len(), MAX_SOCK_PATH);
+    fs::create_dir_all(&base).unwrap();
+    let paths = Paths::new(&sock).unwrap();
+    let _lock = paths.try_lock().unwrap().expect("the lock");
+    let listener = paths.bind().expect("binds at 107 bytes");
+    assert!(std::os::unix::net::UnixStream::connect(&sock).is_ok());
+    drop(listener);
+    let _ = fs::remove_dir_all(&base);
   }
 
   #[test]

@@ -14,7 +14,7 @@ const kId = Symbol('id')
 const kState = Symbol('state')
 
 function readOnly(target, name, value) {
-  Object.defineProperty(target, name, { value, enumerable: true, writable: false, configurable: false })
+  Object.defineProperty(target, name, { value, enumerable: false, writable: false, configurable: false })
 }
 
 /** A path the master opens as this process means it: relative paths are resolved here. */
@@ -57,8 +57,8 @@ class Backup {
         state.pending--
         if (kind === K.ERROR) {
           state.finished = true
-          state.failed = true
           resource.runInAsyncScope(() => this._fail(errorOf(a, b, c), callback))
+          state.failed = true // after the callback, as node-sqlite3
         } else {
           state.inited = true
           if (callback) resource.runInAsyncScope(callback, this, null)
@@ -109,7 +109,9 @@ class Backup {
   }
 
   step(pages, callback) {
-    if (typeof pages !== 'number' || (pages | 0) !== pages) throw new TypeError('Argument 0 must be an integer')
+    // node-sqlite3 takes any number and truncates it.
+    if (typeof pages !== 'number') throw new TypeError('Argument 0 must be an integer')
+    pages = Math.trunc(pages) | 0
     if (callback !== undefined && typeof callback !== 'function') throw new TypeError('Argument 1 must be a function')
     const state = this[kState]
     if (state.finished) return this._finishedCall(callback)
@@ -122,10 +124,12 @@ class Backup {
       if (kind === K.BACKUP) {
         state.remaining = a
         state.pageCount = b
+      }
+      if (kind === K.BACKUP && !Array.isArray(c)) {
         if (c === 1) state.completed = true
         if (callback) resource.runInAsyncScope(callback, this, null, c === 1)
       } else {
-        const err = errorOf(a, b, c)
+        const err = kind === K.BACKUP ? errorOf(c[0], c[1], c[2]) : errorOf(a, b, c)
         if (retry.length > 0 && !retry.includes(err.errno)) state.failed = true
         resource.runInAsyncScope(() => this._fail(err, callback))
       }
@@ -142,22 +146,20 @@ class Backup {
     state.finished = true
     const db = this[kDb]
     const resource = scope('sqlite3.Backup.Finish')
-    if (state.completed || state.failed || !db.open) {
-      // The engine let go of it already (a complete copy, a failed step, a closed Database).
-      state.failed = !state.completed
-      process.nextTick(() => {
-        if (callback) resource.runInAsyncScope(callback, this)
-        resource.emitDestroy()
-      })
-      return this
-    }
+    // The backup stays busy (not idle) until the callback has run, as node-sqlite3's.
     state.pending++
-    db._send((id) => db._session.native.backupFinish(id, this[kId]), () => {
-      state.pending--
+    const done = () => {
       if (!state.completed) state.failed = true
       if (callback) resource.runInAsyncScope(callback, this)
+      state.pending--
       resource.emitDestroy()
-    })
+    }
+    if (state.completed || state.failed || !db.open) {
+      // The engine let go of it already (a complete copy, a failed step, a closed Database).
+      process.nextTick(done)
+      return this
+    }
+    db._send((id) => db._session.native.backupFinish(id, this[kId]), done)
     return this
   }
 }

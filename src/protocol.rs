@@ -305,11 +305,13 @@ pub enum Response {
   Dropped,
   Script(ScriptResult),
   Bytes(Vec<u8>),
-  /// A backup step: whether the copy is complete, and node-sqlite3's `remaining`/`pageCount`.
+  /// A backup step: whether the copy is complete, node-sqlite3's `remaining`/`pageCount` after
+  /// it, and its error (node-sqlite3 updates both counts after a failed step too).
   Backup {
     done: bool,
     remaining: i32,
     page_count: i32,
+    error: Option<Error>,
   },
 }
 

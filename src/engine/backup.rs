@@ -19,18 +19,19 @@ pub struct Backup {
   handle: *mut ffi::sqlite3_backup,
   /// What the step that ended the backup returned: later steps return it again, as
   /// node-sqlite3's do.
-  ended: Option<Result<Progress, Error>>,
+  ended: Option<Progress>,
   /// Dropped after `handle` is finished (fields drop after `Drop::drop`).
   _other: Connection,
 }
 
-/// What one step did: node-sqlite3's `remaining` and `pageCount` after it, and whether the
-/// copy is complete.
+/// What one step did: node-sqlite3's `remaining` and `pageCount` after it, whether the copy is
+/// complete, and the step's error, if it failed.
 #[derive(Clone)]
 pub struct Progress {
   pub done: bool,
   pub remaining: i32,
   pub page_count: i32,
+  pub error: Option<Error>,
 }
 
 /// Where the pages go: `filename_is_dest` copies the engine's database into `filename`,
@@ -44,14 +45,11 @@ pub struct Direction<'a> {
 
 impl Backup {
   /// Opens `direction.filename` (keyed with `key`, the engine's key) and starts the backup.
-  pub fn start(
-    conn: &Connection,
-    direction: &Direction,
-    key: Option<&Key>,
-    busy_timeout_ms: i32,
-  ) -> Result<Backup, Error> {
+  pub fn start(conn: &Connection, direction: &Direction, key: Option<&Key>) -> Result<Backup, Error> {
     let flags = ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_CREATE;
-    let other = Connection::open(direction.filename, flags, busy_timeout_ms)?;
+    // No busy timeout, as node-sqlite3: a locked file answers SQLITE_BUSY at once (a retry
+    // error) instead of holding the engine, and every Database of the file, while it waits.
+    let other = Connection::open(direction.filename, flags, 0)?;
     let _ = other.execute_batch("PRAGMA cipher_log_level = NONE");
     if let Some(key) = key {
       other.set_key(key)?;
@@ -80,7 +78,7 @@ impl Backup {
 
   /// Copies up to `pages` pages (all when negative). An error other than one of `retry` ends
   /// the backup (node-sqlite3's `retryErrors`; an empty list ends it on none).
-  pub fn step(&mut self, pages: i32, retry: &[i32]) -> Result<Progress, Error> {
+  pub fn step(&mut self, pages: i32, retry: &[i32]) -> Progress {
     if let Some(ended) = &self.ended {
       return ended.clone();
     }
@@ -94,22 +92,22 @@ impl Backup {
       )
     };
     let done = status == ffi::SQLITE_DONE;
-    let result = if status == ffi::SQLITE_OK || done {
-      Ok(Progress {
-        done,
-        remaining,
-        page_count,
-      })
-    } else {
+    let error = (status != ffi::SQLITE_OK && !done).then(|| {
       // SAFETY: sqlite3_errstr returns a static string for every code.
       let message = unsafe { std::ffi::CStr::from_ptr(ffi::sqlite3_errstr(status)) };
-      Err(Error::sqlite(status, message.to_string_lossy()))
+      Error::sqlite(status, message.to_string_lossy())
+    });
+    let progress = Progress {
+      done,
+      remaining,
+      page_count,
+      error,
     };
     if status != ffi::SQLITE_OK && (done || (!retry.is_empty() && !retry.contains(&(status & 0xff)))) {
       self.finish();
-      self.ended = Some(result.clone());
+      self.ended = Some(progress.clone());
     }
-    result
+    progress
   }
 
   /// The copy still holds the database (it keeps `close()` from succeeding).

@@ -191,6 +191,8 @@ pub(super) fn run(commands: Receiver<Command>, shared: Arc<Shared>) {
 
 const NEEDS_KEY: &str =
   "file is not a database: it is encrypted; give its `key` (or send `PRAGMA key = '…'` first)";
+const NEEDS_KEY_AT_OPEN: &str =
+  "file is not a database: it is encrypted, pass its `key` (or `bits` and call db.init({ key }))";
 const WRONG_KEY: &str = "file is not a database: the key given by `PRAGMA key` is wrong";
 
 /// A `PRAGMA` that SQLite runs without reading the database (none of them reads the schema),
@@ -687,6 +689,8 @@ impl Worker {
       session.opened = true;
       session.readonly = options.flags & ffi::SQLITE_OPEN_READONLY != 0;
       session.awaiting_key = self.key.is_none() && self.opened_with.as_ref().is_some_and(|o| o.deferred_key);
+      // A client without a key is served, as 1.x served its workers: processes of the same user
+      // are trusted (`secret` keeps out the others); its `PRAGMA key`, if it sends one, is checked.
       return Ok(());
     }
     if self.conn.is_none() {
@@ -732,10 +736,7 @@ impl Worker {
       ));
     } else if options.key.is_none() && self.key.is_some() && !options.deferred_key {
       if options.strict_key {
-        return Err(Error::sqlite(
-          ffi::SQLITE_NOTADB,
-          "file is not a database: it is encrypted, pass its `key` (or `bits` and call db.init({ key }))",
-        ));
+        return Err(Error::sqlite(ffi::SQLITE_NOTADB, NEEDS_KEY_AT_OPEN));
       }
       // As on a connection of its own: it opens, and reads fail until it gives the key.
       session.key_gate = Some(NEEDS_KEY);
@@ -815,8 +816,7 @@ impl Worker {
             "attempt to write a readonly database",
           ));
         }
-        let busy = self.opened_with.as_ref().map_or(1000, |o| o.busy_timeout_ms);
-        let started = Backup::start(self.conn(), &direction, self.key.as_ref(), busy)?;
+        let started = Backup::start(self.conn(), &direction, self.key.as_ref())?;
         session.backups.insert(backup, started);
         Ok(Response::Done)
       }
@@ -825,11 +825,12 @@ impl Worker {
           .backups
           .get_mut(&backup)
           .ok_or_else(|| Error::misuse("Backup is already finished"))?;
-        let progress = job.step(pages, &retry)?;
+        let progress = job.step(pages, &retry);
         Ok(Response::Backup {
           done: progress.done,
           remaining: progress.remaining,
           page_count: progress.page_count,
+          error: progress.error,
         })
       }
       BackupOp::Finish { backup } => {

@@ -193,7 +193,8 @@ pub const PREPARE_ERROR: u32 = 10;
 /// A Worker1 `exec` result: a = [columns | null, values, statements, changes, lastInsertRowId
 /// (BigInt)], b = error message, c = error code (`protocol::SCRIPT_ERROR` for oo1's own).
 pub const SCRIPT: u32 = 11;
-/// A backup step: a = remaining, b = pageCount, c = 1 when the copy is complete.
+/// A backup step: a = remaining, b = pageCount, c = 1 when the copy is complete, 0 when not,
+/// or `[message, errno, code]` when the step failed.
 pub const BACKUP: u32 = 13;
 /// a = Buffer.
 pub const BYTES: u32 = 12;
@@ -435,13 +436,29 @@ impl Writer {
             done,
             remaining,
             page_count,
+            error,
           } => {
             let (remaining, page_count) = (
               self.num(f64::from(*remaining))?,
               self.num(f64::from(*page_count))?,
             );
-            let done = self.num(if *done { 1.0 } else { 0.0 })?;
-            self.message(*id, BACKUP, remaining, page_count, done)
+            let outcome = match error {
+              None => self.num(if *done { 1.0 } else { 0.0 })?,
+              Some(e) => {
+                let mut array = ptr::null_mut();
+                call!(sys::napi_create_array_with_length(self.env, 3, &mut array));
+                call!(sys::napi_set_element(self.env, array, 0, self.str(&e.display())?));
+                call!(sys::napi_set_element(
+                  self.env,
+                  array,
+                  1,
+                  self.num(e.errno() as f64)?
+                ));
+                call!(sys::napi_set_element(self.env, array, 2, self.str(e.code())?));
+                array
+              }
+            };
+            self.message(*id, BACKUP, remaining, page_count, outcome)
           }
         },
         // The outbox never queues these (see `Outbox::send`).

@@ -116,6 +116,9 @@ export class Database extends EventEmitter {
   loadExtension(filename: string, callback?: (err: Error | null) => void): this
   wait(callback?: (param: null) => void): this
   interrupt(): this
+  /** Copies this database into `filename` (node-sqlite3's online backup). */
+  backup(filename: string, callback?: (this: Backup, err: Error | null) => void): Backup
+  backup(filename: string, sourceName: string, destName: string, filenameIsDest: boolean, callback?: (this: Backup, err: Error | null) => void): Backup
   /** Applies a deferred SQLCipher key (create({ bits }) without key). */
   init(options: { key: string | Buffer; bits?: number }): Promise<this>
   escape(value: unknown): string
@@ -130,6 +133,37 @@ export class Database extends EventEmitter {
   on(event: 'role', listener: (role: 'master' | 'client', masterPid: number) => void): this
   on(event: string, listener: (...args: any[]) => void): this
 }
+
+/** node-sqlite3's Backup, returned by `db.backup(...)`. */
+export class Backup extends EventEmitter {
+  readonly filename: string
+  readonly sourceName: string
+  readonly destName: string
+  readonly filenameIsDest: boolean
+  readonly idle: boolean
+  readonly completed: boolean
+  readonly failed: boolean
+  readonly remaining: number
+  readonly pageCount: number
+  retryErrors: number[]
+  step(pages: number, callback?: (this: Backup, err: Error | null, completed: boolean) => void): this
+  finish(callback?: (this: Backup) => void): this
+}
+
+/** A module with the `sqlite3` module's shape (what ORMs take as their driver). */
+export interface Sqlite3Module {
+  Database: typeof Database
+  Statement: typeof Statement
+  Backup: typeof Backup
+  cached: { Database(filename: string, mode?: number | ((err: Error | null) => void), callback?: (err: Error | null) => void): Database; objects: Record<string, Database> }
+  verbose(): Sqlite3Module
+  [constant: string]: unknown
+}
+
+/** A `sqlite3`-shaped module whose Databases apply these options (all of create()'s but `filename`). */
+export function driver(options?: Omit<CreateOptions, 'filename'>): Sqlite3Module
+/** node-sqlite3's per-filename cache of Databases. */
+export const cached: Sqlite3Module['cached']
 
 /** Opens (or joins) a database; resolves once it is open and its key checked. */
 export function create(options: CreateOptions | string): Promise<Database>

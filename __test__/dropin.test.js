@@ -489,6 +489,17 @@ describe('PRAGMA key as the first statement of a Database opened without a key',
     expect(await b.call('problems')).toEqual([])
   })
 
+  test('exec() of a script that starts with PRAGMA key keys the Database, then runs the rest', async () => {
+    const file = path.join(tmpDir('pragma-exec'), 'keyed.db')
+    const { db } = await openIn(ours.Database, file)
+    await new Promise((resolve, reject) => db.exec("PRAGMA key = 'k;2'; CREATE TABLE t(v TEXT); INSERT INTO t VALUES ('marker-9')",
+      (err) => (err ? reject(err) : resolve())))
+    await close(db)
+    expect(header(file).equals(SQLITE_HEADER)).toBe(false)
+    const again = track(await ours.create({ filename: file, key: 'k;2' }))
+    expect(await call(again, 'all', 'SELECT v FROM t')).toEqual([{ v: 'marker-9' }])
+  })
+
   /** An encrypted file (key 'right') with a table t of one row, made by a process now gone. */
   async function encrypted(label) {
     const file = path.join(tmpDir(label), 'enc.db')

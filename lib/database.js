@@ -13,7 +13,7 @@ const { Statement, statementHandler, splitCallback, splitEachCallbacks, mapRows,
 const { parseParams } = require('./values')
 const { misuse } = require('./errors')
 const { escape } = require('./escape')
-const { pragmaKeyText } = require('./pragma-key')
+const { pragmaKeyText, leadingPragmaKey } = require('./pragma-key')
 const C = require('./constants')
 
 const DEFAULT_MODE = C.OPEN_READWRITE | C.OPEN_CREATE | C.OPEN_FULLMUTEX
@@ -210,6 +210,12 @@ class Database {
     if (keyText !== undefined) {
       this._simple('sqlite3.Database.Exec', (id) => this._session.native.pragmaKey(id, keyText), callback)
       return this
+    }
+    const leading = leadingPragmaKey(sql)
+    if (leading !== undefined) {
+      // The key first (it never fails), then the rest of the script, in order.
+      this._send((id) => this._session.native.pragmaKey(id, leading.text), () => {})
+      sql = leading.rest
     }
     this._simple('sqlite3.Database.Exec', (id) => this._session.native.exec(id, sql), callback)
     return this

@@ -30,4 +30,19 @@ function pragmaKeyText(sql) {
   return text === undefined || text.length === 0 ? undefined : text
 }
 
-module.exports = { pragmaKeyText }
+// A script whose first statement is `PRAGMA key = <value>;` (the value quoted or one word).
+const LEADING_KEY = /^\s*PRAGMA\s+(?:main\s*\.\s*)?key\s*=\s*('(?:[^']|'')*'|"(?:[^"]|"")*"|[^\s;'"]+)\s*;([\s\S]*)$/i
+
+/**
+ * For `exec()`: a script that starts with a `PRAGMA key` statement, split into the key text and
+ * the rest of the script; undefined when it does not.
+ */
+function leadingPragmaKey(sql) {
+  if (!/^\s*PRAGMA/i.test(sql)) return undefined
+  const match = LEADING_KEY.exec(sql)
+  if (match === null) return undefined
+  const text = unquote(match[1])
+  return text === undefined || text.length === 0 ? undefined : { text, rest: match[2] }
+}
+
+module.exports = { pragmaKeyText, leadingPragmaKey }

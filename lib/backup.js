@@ -1,5 +1,5 @@
 'use strict'
-// The Backup class: node-sqlite3's online backup (`db.backup(...)`), contract §13. The engine of
+// The Backup class: node-sqlite3's online backup (`db.backup(...)`, its src/backup.cc). The engine of
 // the file runs it (in a cluster client, the master's), one request per step, in the order of
 // the Database's other calls. An encrypted database is backed up with its own key.
 

@@ -111,8 +111,8 @@ pub enum PragmaKey {
   /// The key, for the engine of this process: it keys the connection if it has no key yet,
   /// else it must be the connection's key.
   Given(Key),
-  /// What a cluster client found when it tried its key against the file itself (the key stays
-  /// in its process, DESIGN §6): the master only learns whether it was right.
+  /// What a cluster client found when it tried its key against the file itself: a key never
+  /// crosses the socket (README, Security model), so the master only learns whether it was right.
   Checked(bool),
 }
 

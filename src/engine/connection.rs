@@ -194,6 +194,7 @@ impl Connection {
   /// Gives SQLCipher the key without reading the file (a backup's new destination, say).
   pub fn set_key(&self, key: &Key) -> Result<(), Error> {
     let material = key_material(key);
+    // SAFETY: `db` is open for the life of `self`; `material` outlives the call, which copies it.
     let rc = unsafe { ffi::sqlite3_key(self.db, material.as_ptr().cast(), material.len() as c_int) };
     if rc != ffi::SQLITE_OK {
       return Err(self.error(rc));

@@ -386,7 +386,16 @@ describe('security', () => {
       expect(info.role).toBe('client')
       await c.call('run', 'INSERT INTO log(v) VALUES (?)', ['through the relay'])
       expect((await c.call('all', 'SELECT v FROM log')).map((r) => r.v)).toEqual(['through the relay'])
+      // The ORMs' route: no key at open, then PRAGMA key; the client checks it, the master
+      // only hears the verdict.
+      const p = agent()
+      expect((await p.call('open', { filename: file, connect: true, sock: relaySock })).role).toBe('client')
+      await p.call('run', "PRAGMA key = 'a passphrase that must stay home'")
+      expect((await p.attempt('all', 'SELECT v FROM log')).error).toMatchObject({ code: 'SQLITE_NOTADB' })
+      await p.call('run', `PRAGMA key = "x'${rawKey.toString('hex')}'"`)
+      expect((await p.call('all', 'SELECT v FROM log')).map((r) => r.v)).toEqual(['through the relay'])
       const traffic = Buffer.concat(recorded)
+      expect(traffic.includes(Buffer.from('a passphrase that must stay home'))).toBe(false)
       expect(traffic.includes(Buffer.from('through the relay'))).toBe(true) // the relay did see the data
       expect(traffic.includes(rawKey)).toBe(false)
       expect(traffic.includes(Buffer.from(rawKey.toString('hex')))).toBe(false)

@@ -172,3 +172,27 @@ describe('per-file settings', () => {
     expect(await outcome(b, 'get', 'PRAGMA busy_timeout')).toEqual({ ok: { timeout: 1234 } })
   })
 })
+
+describe('after failover', () => {
+  test('a client that took over keeps its per-Database pragmas (they are replayed on the new master)', async () => {
+    const file = fileFor('failover')
+    const masterScript = `
+      const sqlite = require(${JSON.stringify(path.join(__dirname, '..'))})
+      const db = new sqlite.Database(process.argv[1], () => db.exec(${JSON.stringify(SCHEMA)}, () => process.send('ready')))
+      process.on('message', () => {}) // keeps the IPC channel, and so the process, alive
+    `
+    const master = spawn(process.execPath, ['-e', masterScript, file], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    children.add(master)
+    await new Promise((resolve) => master.once('message', resolve))
+    const b = await open(ours, file)
+    expect(b.cluster.role).toBe('client')
+    await outcome(b, 'run', 'PRAGMA foreign_keys = ON')
+    await outcome(b, 'run', 'PRAGMA case_sensitive_like = ON')
+    const roleChanged = new Promise((resolve) => b.once('role', resolve))
+    master.kill('SIGKILL')
+    expect(await roleChanged).toBe('master')
+    expect(await outcome(b, 'get', 'PRAGMA foreign_keys')).toEqual({ ok: { foreign_keys: 1 } })
+    expect(await outcome(b, 'all', "SELECT w FROM words WHERE w LIKE 'a%'")).toEqual({ ok: [{ w: 'apple' }] })
+    expect(await outcome(b, 'run', 'INSERT INTO child (parent) VALUES (42)')).toEqual({ err: 'SQLITE_CONSTRAINT' })
+  })
+})

@@ -115,6 +115,8 @@ struct Replay {
   /// Prepared statements: their SQL and last bound parameters.
   statements: BTreeMap<u32, (String, Params)>,
   settings: Vec<Setting>,
+  /// The last statement that set each per-Database pragma (`foreign_keys`…), by name.
+  pragmas: BTreeMap<&'static str, String>,
   /// Its transaction was lost: the next master marks the session aborted.
   lost_txn: bool,
 }
@@ -125,6 +127,11 @@ impl Replay {
       Request::Open(options) => self.open = Some(options.clone()),
       Request::Key(key, legacy) => self.key = Some((key.clone(), legacy.clone())),
       Request::PragmaKey(PragmaKey::Given(key)) => self.pragma_key = Some(key.clone()),
+      Request::Query { sql, .. } | Request::Exec { sql } => {
+        if let Some(name) = crate::engine::per_database_pragma(sql) {
+          self.pragmas.insert(name, sql.clone());
+        }
+      }
       Request::Prepare { stmt, sql } => {
         self.statements.insert(*stmt, (sql.clone(), Params::None));
       }
@@ -176,6 +183,12 @@ impl Replay {
       }
     }
     out.extend(self.settings.iter().map(|s| Request::Configure(*s)));
+    out.extend(
+      self
+        .pragmas
+        .values()
+        .map(|sql| Request::Exec { sql: sql.clone() }),
+    );
     if std::mem::take(&mut self.lost_txn) {
       out.push(Request::Abort);
     }

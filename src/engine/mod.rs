@@ -27,6 +27,7 @@ use crate::error::Error;
 use crate::protocol::{Key, OpenOptions, Outgoing, Request};
 
 pub use connection::{Connection, Statement};
+pub use settings::per_database_pragma;
 
 /// Where an engine delivers a session's replies and events. `send` is called on the engine
 /// thread and must not block for long: a local sink queues for the JavaScript thread, a

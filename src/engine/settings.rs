@@ -92,6 +92,16 @@ pub fn may_set(sql: &str) -> bool {
       .any(|w| w.eq_ignore_ascii_case(b"pragma"))
 }
 
+/// The per-Database pragma that `sql`, a single `PRAGMA name = value` statement, sets: what a
+/// cluster member replays on a new master so that the session keeps its settings.
+pub fn per_database_pragma(sql: &str) -> Option<&'static str> {
+  let rest = sql.trim_start();
+  if rest.len() < 6 || !rest.as_bytes()[..6].eq_ignore_ascii_case(b"pragma") {
+    return None;
+  }
+  NAMES.iter().copied().find(|name| assigned(sql, name).is_some())
+}
+
 /// The last value `sql` gives pragma `name` (`PRAGMA name = v` or `PRAGMA name(v)`), if any.
 fn assigned(sql: &str, name: &str) -> Option<bool> {
   let lower = sql.to_ascii_lowercase();
@@ -137,5 +147,11 @@ mod tests {
     assert_eq!(assigned("PRAGMA foreign_keys = 1", "case_sensitive_like"), None);
     assert!(may_set("  PRAGMA foreign_keys=ON"));
     assert!(!may_set("SELECT 1"));
+    assert_eq!(
+      per_database_pragma("PRAGMA foreign_keys = ON"),
+      Some("foreign_keys")
+    );
+    assert_eq!(per_database_pragma("PRAGMA foreign_keys"), None);
+    assert_eq!(per_database_pragma("SELECT 'PRAGMA foreign_keys = 1'"), None);
   }
 }

@@ -122,12 +122,27 @@ async function counterRun(orm, route) {
   // Cluster mode: a graceful close hands over, the transaction of a client caught in it aborts).
   const scenario = { scenario: 'counter', route, file, go, txns: TXNS, deadlineMs, peers: PROCESSES }
   const options = { timeoutMs: deadlineMs + 20000, ...(route === 'alias' ? { alias } : {}) }
+  // A process of this package holds the file as master for the whole run, so the run measures
+  // processes sharing one file, not an election or handover while they start and stop (those
+  // are issue 10's subject).
+  let holder = null
+  if (route !== 'real') {
+    const script = `const s = require(${JSON.stringify(path.join(__dirname, '..'))});
+      const db = new s.Database(process.argv[1], () => console.log('HELD'));
+      process.stdin.on('data', () => {}); process.stdin.on('end', () => db.close())`
+    holder = require('child_process').spawn(process.execPath, ['-e', script, file], { stdio: ['pipe', 'pipe', 'inherit'] })
+    await new Promise((resolve) => holder.stdout.on('data', (d) => { if (String(d).includes('HELD')) resolve() }))
+  }
   const t0 = Date.now()
   const procs = Array.from({ length: PROCESSES }, () => runOrm(orm, scenario, options))
   await Promise.all(procs.map((p) => p.ready))
   fs.writeFileSync(go, '')
   const outs = await Promise.all(procs.map((p) => p.done))
   const ms = Date.now() - t0
+  if (holder) {
+    holder.stdin.end()
+    await new Promise((resolve) => holder.on('exit', resolve))
+  }
   let check
   try {
     check = await inspectCounter(file)
@@ -185,9 +200,8 @@ for (const orm of Object.keys(ORMS)) {
         if (route === 'alias') for (const r of result.results) expect(r.sqlite3).toMatchObject({ isThisPackage: true })
         const roles = result.results.map((r) => r.role)
         if (CLUSTERED) {
-          // Started together, they elected one master; the others are its clients.
-          expect(roles.filter((role) => role === 'master')).toHaveLength(1)
-          expect(roles.filter((role) => role === 'client')).toHaveLength(PROCESSES - 1)
+          // The holder process is the master; all four are its clients.
+          expect(roles.filter((role) => role === 'client')).toHaveLength(PROCESSES)
         }
         expect(result.codes).toEqual({})
         expect(result.errors).toBe(0)

@@ -364,6 +364,23 @@ impl Role {
   }
 }
 
+impl Outgoing {
+  /// About how many bytes the message takes on the socket: what a master counts of the answers
+  /// a client has not read yet.
+  pub fn size(&self) -> usize {
+    let rows = |rows: &Rows| 16 + rows.values.iter().map(Value::size).sum::<usize>();
+    match self {
+      Outgoing::Reply { response, .. } => match response {
+        Response::Row(Some(r)) | Response::Rows(r) | Response::Chunk(r) => rows(r),
+        Response::Bytes(bytes) => 16 + bytes.len(),
+        Response::Script(script) => 64 + script.values.iter().map(Value::size).sum::<usize>(),
+        _ => 32,
+      },
+      _ => 32,
+    }
+  }
+}
+
 /// What an engine (or the cluster layer) sends to a session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Outgoing {
@@ -376,6 +393,12 @@ pub enum Outgoing {
   /// statement that changed it, so a client always knows whether a lost master took a
   /// transaction of its with it.
   Txn(bool),
+  /// The request `id` was not run: the master is closing and the session is outside a
+  /// transaction (see `SessionHandle::guard`). Never crosses the socket: the client sends the
+  /// request again, to the next master.
+  NotRun {
+    id: u32,
+  },
   /// This process became master or client of the database (cluster mode only; never crosses
   /// the socket).
   Role {

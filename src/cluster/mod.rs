@@ -4,6 +4,7 @@
 //! - [`wire`]: frames and messages on the socket, with size limits and a versioned handshake.
 //! - [`auth`]: peer credentials and the `secret` challenge.
 //! - [`server`]: the master's listener; each client session becomes an engine session.
+//! - [`descriptors`]: the file descriptors a master keeps for SQLite.
 //! - [`node`]: this process's membership: the link to the database (engine, client connection,
 //!   or none while electing), replays after failover.
 //!
@@ -11,6 +12,7 @@
 //! engine thread; JavaScript threads only queue requests and receive batches.
 
 pub mod auth;
+pub mod descriptors;
 pub mod election;
 pub mod node;
 pub mod server;

@@ -159,18 +159,32 @@ impl Replay {
     self.key.is_some() || self.pragma_key.is_some() || self.open.as_ref().is_some_and(|o| o.key.is_some())
   }
 
-  /// The requests that re-create the session, in order.
-  fn requests(&mut self) -> Vec<Request> {
+  /// The requests that re-create the session, in order. `resent` are the member's requests
+  /// that go to the next master anyway (a graceful handover left them unanswered): they were
+  /// recorded when first sent, and must not run twice.
+  fn requests(&mut self, resent: &[&Request]) -> Vec<Request> {
     let mut out = Vec::new();
     let Some(open) = &self.open else { return out };
+    if resent.iter().any(|r| matches!(r, Request::Open(_))) {
+      return out; // nothing of the session ran yet: the open itself goes again
+    }
     out.push(Request::Open(open.clone()));
     if let Some((key, legacy)) = &self.key {
-      out.push(Request::Key(key.clone(), legacy.clone()));
+      if !resent.iter().any(|r| matches!(r, Request::Key(..))) {
+        out.push(Request::Key(key.clone(), legacy.clone()));
+      }
     }
     if let Some(key) = &self.pragma_key {
-      out.push(Request::PragmaKey(PragmaKey::Given(key.clone())));
+      if !resent.iter().any(|r| matches!(r, Request::PragmaKey(_))) {
+        out.push(Request::PragmaKey(PragmaKey::Given(key.clone())));
+      }
     }
-    for (stmt, (sql, params)) in &self.statements {
+    let prepared_again = |stmt: u32| {
+      resent
+        .iter()
+        .any(|r| matches!(r, Request::Prepare { stmt: s, .. } if *s == stmt))
+    };
+    for (stmt, (sql, params)) in self.statements.iter().filter(|(stmt, _)| !prepared_again(**stmt)) {
       out.push(Request::Prepare {
         stmt: *stmt,
         sql: sql.clone(),
@@ -357,6 +371,9 @@ struct Conn {
   master_pid: u32,
   queue: Mutex<ConnQueue>,
   wake: Notify,
+  /// Stops the reader when the link is given up while the master still holds the socket open
+  /// (a frozen master).
+  stop: Notify,
 }
 
 #[derive(Default)]
@@ -370,6 +387,10 @@ struct ConnQueue {
   dead: bool,
   /// The process is leaving: the writer flushes and stops.
   closing: bool,
+  /// When the master was last heard from, and since when a request has waited for it (`None`
+  /// while nothing is written and unanswered): the heartbeat's clock.
+  heard: Option<Instant>,
+  waiting_since: Option<Instant>,
 }
 
 impl Conn {
@@ -479,11 +500,24 @@ impl Drop for Membership {
   }
 }
 
+/// How a client's link to its master ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Loss {
+  /// The master said `Closing`: what it left unanswered never ran.
+  Graceful,
+  /// The connection broke.
+  Dropped,
+  /// The heartbeat heard nothing for this long.
+  Unresponsive(Duration),
+}
+
 enum Attempt {
   /// No master now: try the lock, or again later.
   Retry,
   /// A master answered and refused us, or cannot be used: give up with this error.
   Fatal(Error),
+  /// A master answered but takes no more clients now: look again, and say why if it lasts.
+  Full(String),
 }
 
 impl Node {
@@ -530,8 +564,14 @@ impl Node {
   fn send(self: &Arc<Self>, session: u32, id: u32, request: Request) {
     let mut state = self.lock();
     if let Link::Down { pending } = &mut state.link {
+      let mut pending = std::mem::take(pending);
       pending.push_back((session, id, request));
-      self.start_election(&mut state);
+      Self::close_in_place(&mut state, &mut pending);
+      let waiting = !pending.is_empty();
+      state.link = Link::Down { pending };
+      if waiting {
+        self.start_election(&mut state, self.options.connect_timeout);
+      }
       return;
     }
     Self::dispatch(&mut state, session, id, request);
@@ -596,9 +636,9 @@ impl Node {
       Link::Down { pending } => pending.retain(|(s, _, _)| *s != session),
       Link::Master { .. } => {}
     }
-    drop(member); // a local session detaches from the engine here
     if !state.members.is_empty() {
       drop(state);
+      drop(member); // a local session detaches from the engine here
       return done();
     }
     {
@@ -619,14 +659,16 @@ impl Node {
     drop(state);
     match link {
       Link::Master { engine, server, lock } => {
-        // Graceful handover (DESIGN §4): stop accepting, answer or roll back what clients
-        // sent, tell them, close SQLite, then release the lock.
+        // Graceful handover: stop accepting, answer what clients sent and let their open
+        // transactions finish, tell them, close SQLite, then release the lock. This member's
+        // session stays until the clients are done: it keeps the connection open for them.
         let paths = self.paths.clone();
         super::runtime().spawn(async move {
           if let Some(server) = server {
             server.shutdown().await;
           }
           paths.unpublish();
+          drop(member);
           let _ = tokio::task::spawn_blocking(move || engine.barrier()).await;
           drop(lock);
           done();
@@ -643,10 +685,11 @@ impl Node {
     }
   }
 
-  fn start_election(self: &Arc<Self>, state: &mut State) {
+  /// Looks for a master (client or master) for at most `within`.
+  fn start_election(self: &Arc<Self>, state: &mut State, within: Duration) {
     if !state.electing {
       state.electing = true;
-      super::runtime().spawn(elect(self.clone()));
+      super::runtime().spawn(elect(self.clone(), Instant::now() + within));
     }
   }
 
@@ -702,11 +745,16 @@ impl Node {
       master_pid: challenge.pid,
       queue: Mutex::new(ConnQueue::default()),
       wake: Notify::new(),
+      stop: Notify::new(),
     });
+    let pending = match std::mem::replace(&mut state.link, Link::Client { conn: conn.clone() }) {
+      Link::Down { pending } => pending,
+      _ => VecDeque::new(),
+    };
     for (session, member) in state.members.iter_mut() {
       member.local = None;
       conn.push(Up::Attach { session: *session });
-      for request in member.replay.requests() {
+      for request in member.replay.requests(&resent_by(&pending, *session)) {
         let request = for_the_wire(request, member.replay.open.as_ref());
         conn.push(Up::Request {
           session: *session,
@@ -719,10 +767,6 @@ impl Node {
         master_pid: challenge.pid,
       });
     }
-    let pending = match std::mem::replace(&mut state.link, Link::Client { conn: conn.clone() }) {
-      Link::Down { pending } => pending,
-      _ => VecDeque::new(),
-    };
     for (session, id, request) in pending {
       Self::dispatch(&mut state, session, id, request);
     }
@@ -731,6 +775,11 @@ impl Node {
     drop(state);
     let runtime = super::runtime();
     runtime.spawn(client_writer(conn.clone(), write, Arc::downgrade(self)));
+    runtime.spawn(heartbeat(
+      conn.clone(),
+      Arc::downgrade(self),
+      heartbeat_timeout(self.options.connect_timeout),
+    ));
     runtime.spawn(client_reader(conn, reader, Arc::downgrade(self)));
   }
 
@@ -745,21 +794,6 @@ impl Node {
       state.electing = false;
       return;
     }
-    // Members holding the key open the connection first.
-    let mut order: Vec<u32> = state.members.keys().copied().collect();
-    order.sort_by_key(|s| !state.members[s].replay.has_key());
-    for session in order {
-      let member = state.members.get_mut(&session).expect("listed above");
-      let local = engine.attach(member.sink.clone());
-      for request in member.replay.requests() {
-        local.send(REPLAY, request);
-      }
-      member.local = Some(local);
-      member.sink.send(Outgoing::Role {
-        role: Role::Master,
-        master_pid: std::process::id(),
-      });
-    }
     let pending = match std::mem::replace(
       &mut state.link,
       Link::Master {
@@ -771,6 +805,21 @@ impl Node {
       Link::Down { pending } => pending,
       _ => VecDeque::new(),
     };
+    // Members holding the key open the connection first.
+    let mut order: Vec<u32> = state.members.keys().copied().collect();
+    order.sort_by_key(|s| !state.members[s].replay.has_key());
+    for session in order {
+      let member = state.members.get_mut(&session).expect("listed above");
+      let local = engine.attach(member.sink.clone());
+      for request in member.replay.requests(&resent_by(&pending, session)) {
+        local.send(REPLAY, request);
+      }
+      member.local = Some(local);
+      member.sink.send(Outgoing::Role {
+        role: Role::Master,
+        master_pid: std::process::id(),
+      });
+    }
     for (session, id, request) in pending {
       Self::dispatch(&mut state, session, id, request);
     }
@@ -782,6 +831,7 @@ impl Node {
       engine,
       secret: self.options.secret.clone(),
       keyed,
+      sock: self.paths.sock.clone(),
     };
     match Server::start(listener, config) {
       Ok(server) => {
@@ -794,13 +844,14 @@ impl Node {
     state.electing = false;
   }
 
-  /// The connection of `generation` ended: `graceful` after the master's `Closing`.
-  fn link_lost(self: &Arc<Self>, generation: u64, graceful: bool) {
+  /// The connection of `generation` ended, or was given up.
+  fn link_lost(self: &Arc<Self>, generation: u64, loss: Loss) {
     let mut state = self.lock();
     let conn = match &state.link {
       Link::Client { conn } if conn.generation == generation => conn.clone(),
       _ => return,
     };
+    let graceful = loss == Loss::Graceful;
     let (unsent, written) = {
       let mut queue = conn.lock();
       queue.dead = true;
@@ -810,6 +861,7 @@ impl Node {
       )
     };
     conn.wake.notify_one();
+    conn.stop.notify_one();
     let mut written: Vec<_> = written.into_iter().collect();
     written.sort_by_key(|(_, (sequence, _))| *sequence);
     let mut pending = VecDeque::new();
@@ -825,6 +877,14 @@ impl Node {
         pending.push_back((session, id, request));
         continue;
       }
+      if let Request::Close = request {
+        // Its session went with that master.
+        member.sink.send(Outgoing::Reply {
+          id,
+          response: Response::Done,
+        });
+        continue;
+      }
       if member
         .replay
         .sql_of(&request)
@@ -832,13 +892,23 @@ impl Node {
       {
         member.replay.lost_txn = true;
       }
-      let error = cluster_error(
-        ClusterCode::MasterLost,
-        format!(
-          "the master (pid {}) was lost before it answered; the statement may or may not have run, check before repeating it",
-          conn.master_pid
+      let error = match loss {
+        Loss::Unresponsive(silent) => cluster_error(
+          ClusterCode::MasterUnresponsive,
+          format!(
+            "the master (pid {}) has not answered for {} ms (stopped or frozen?); the statement may or may not have run, and may still run if the master resumes: check before repeating it",
+            conn.master_pid,
+            silent.as_millis()
+          ),
         ),
-      );
+        _ => cluster_error(
+          ClusterCode::MasterLost,
+          format!(
+            "the master (pid {}) was lost before it answered; the statement may or may not have run, check before repeating it",
+            conn.master_pid
+          ),
+        ),
+      };
       member.sink.send(Outgoing::Reply {
         id,
         response: Response::Error(error),
@@ -857,10 +927,38 @@ impl Node {
       }
       member.sink.out.reset();
     }
+    Self::close_in_place(&mut state, &mut pending);
     state.link = Link::Down { pending };
     if !state.members.is_empty() {
-      self.start_election(&mut state);
+      // After a frozen master, what waits gets the rest of `connectTimeout` in all.
+      let within = match loss {
+        Loss::Unresponsive(silent) => self.options.connect_timeout.saturating_sub(silent),
+        _ => self.options.connect_timeout,
+      };
+      self.start_election(&mut state, within);
     }
+  }
+
+  /// A `close()` with nothing of its member before it, waiting for a master: the session it
+  /// would close went with the last master (or never reached one), so it is done here; a
+  /// process that is leaving does not have to elect a master first. A member with prepared
+  /// statements still goes to the master, which refuses the close as node-sqlite3 does.
+  fn close_in_place(state: &mut State, pending: &mut VecDeque<(u32, u32, Request)>) {
+    let mut seen = std::collections::HashSet::new();
+    pending.retain(|(session, id, request)| {
+      let first = seen.insert(*session);
+      let Some(member) = state.members.get(session) else {
+        return false;
+      };
+      if first && matches!(request, Request::Close) && member.replay.statements.is_empty() {
+        member.sink.send(Outgoing::Reply {
+          id: *id,
+          response: Response::Done,
+        });
+        return false;
+      }
+      true
+    });
   }
 
   /// Delivers what the master sent.
@@ -876,6 +974,21 @@ impl Node {
   }
 }
 
+/// How long a master may stay silent while requests wait for it: half of `connectTimeout`, so
+/// that with the new election that follows, what waits has failed within about `connectTimeout`.
+fn heartbeat_timeout(connect_timeout: Duration) -> Duration {
+  (connect_timeout / 2).max(Duration::from_millis(100))
+}
+
+/// The requests of `session` waiting for the next master.
+fn resent_by(pending: &VecDeque<(u32, u32, Request)>, session: u32) -> Vec<&Request> {
+  pending
+    .iter()
+    .filter(|(s, _, _)| *s == session)
+    .map(|(_, _, request)| request)
+    .collect()
+}
+
 fn master_exists(paths: &Paths, pid: Option<u32>) -> Error {
   let pid = pid.or_else(|| paths.holder_pid());
   let who = pid.map_or("another process".to_string(), |p| format!("process {p}"));
@@ -889,11 +1002,11 @@ fn master_exists(paths: &Paths, pid: Option<u32>) -> Error {
   )
 }
 
-async fn elect(node: Arc<Node>) {
+async fn elect(node: Arc<Node>, deadline: Instant) {
   let options = node.options.clone();
-  let deadline = Instant::now() + options.connect_timeout;
   let mut delay = Duration::from_millis(1);
   let mut stalled_pid = None;
+  let mut full = None;
   loop {
     if !node.has_members() {
       node.lock().electing = false;
@@ -903,6 +1016,7 @@ async fn elect(node: Arc<Node>) {
       match connect(&node, deadline).await {
         Ok((reader, write, challenge)) => return node.become_client(reader, write, challenge),
         Err(Attempt::Fatal(e)) => return node.fail(e),
+        Err(Attempt::Full(why)) => full = Some(why),
         Err(Attempt::Retry) => {}
       }
     }
@@ -917,6 +1031,7 @@ async fn elect(node: Arc<Node>) {
     let now = Instant::now();
     if now >= deadline {
       let why = match stalled_pid {
+        _ if full.is_some() => full.take().expect("checked"),
         Some(pid) => format!("the master (pid {pid}) holds the lock but does not answer (stopped?)"),
         None if options.intent == Intent::Connect => {
           "no process serves it (a `connect` client never becomes master)".into()
@@ -947,7 +1062,14 @@ async fn connect(
   let sock = &node.paths.sock;
   let stream = match UnixStream::connect(sock).await {
     Ok(stream) => stream,
-    Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
+    // No socket, nobody listening (a master starting or closing), or a backlog full (a
+    // master that does not accept: stopped, or overloaded): look again.
+    Err(e)
+      if matches!(
+        e.kind(),
+        ErrorKind::NotFound | ErrorKind::ConnectionRefused | ErrorKind::WouldBlock
+      ) =>
+    {
       return Err(Attempt::Retry)
     }
     Err(e) => {
@@ -1043,6 +1165,10 @@ async fn connect(
         ClusterCode::Auth,
         format!("the master (pid {}) refused this process: {why}", challenge.pid),
       ))),
+      Ok(Some(Verdict::Full(why))) => Err(Attempt::Full(format!(
+        "the master (pid {}) takes no more clients: {why}",
+        challenge.pid
+      ))),
       _ => Err(Attempt::Retry),
     }
   };
@@ -1071,6 +1197,9 @@ async fn client_writer(conn: Arc<Conn>, mut write: OwnedWriteHalf, node: Weak<No
       let frames = std::mem::take(&mut queue.frames);
       for up in &frames {
         if let Up::Request { session, id, request } = up {
+          if queue.waiting_since.is_none() {
+            queue.waiting_since = Some(Instant::now());
+          }
           queue.sequence += 1;
           let sequence = queue.sequence;
           queue.written.insert((*session, *id), (sequence, request.clone()));
@@ -1102,9 +1231,8 @@ async fn client_writer(conn: Arc<Conn>, mut write: OwnedWriteHalf, node: Weak<No
       }
     }
     if !buffer.is_empty() && write.write_all(&buffer).await.is_err() {
-      if let Some(node) = node.upgrade() {
-        node.link_lost(conn.generation, false);
-      }
+      // The master closed its end. The reader tells how: its `Closing` may be waiting to be
+      // read, and then what this write carried never ran and goes to the next master.
       return;
     }
     if closing {
@@ -1121,16 +1249,23 @@ async fn client_reader(conn: Arc<Conn>, mut reader: FrameReader<OwnedReadHalf>, 
   let mut frames = Vec::new();
   loop {
     frames.clear();
-    let result = reader.batch::<Down>(&mut frames).await;
+    let result = tokio::select! {
+      result = reader.batch::<Down>(&mut frames) => result,
+      _ = conn.stop.notified() => return,
+    };
     let ended = result.is_err() || frames.is_empty();
     let mut graceful = false;
     {
       let mut queue = conn.lock();
+      queue.heard = Some(Instant::now());
       for down in &frames {
         if let Some(key) = down.finishes_request() {
           queue.written.remove(&key);
         }
         graceful |= matches!(down, Down::Closing);
+      }
+      if queue.written.is_empty() {
+        queue.waiting_since = None;
       }
       if queue.closing && ended {
         return; // we left; the master closed its end
@@ -1139,8 +1274,50 @@ async fn client_reader(conn: Arc<Conn>, mut reader: FrameReader<OwnedReadHalf>, 
     let Some(node) = node.upgrade() else { return };
     node.deliver(&mut frames);
     if graceful || ended {
-      node.link_lost(conn.generation, graceful);
+      node.link_lost(
+        conn.generation,
+        if graceful { Loss::Graceful } else { Loss::Dropped },
+      );
       return;
+    }
+  }
+}
+
+/// The client's heartbeat: while requests wait for answers and the master has been silent for
+/// a quarter of `timeout`, ask it `Ping`; its socket tasks answer at once, whatever its engine
+/// is doing (a long query does not count as silence). Silent for `timeout`: the master is
+/// stopped or frozen, and the link is given up (`Loss::Unresponsive`).
+async fn heartbeat(conn: Arc<Conn>, node: Weak<Node>, timeout: Duration) {
+  let interval = (timeout / 4).max(Duration::from_millis(10));
+  let mut tick = Instant::now();
+  // When this process was itself stopped (SIGSTOP, a debugger), the master's silence is ours:
+  // it is counted again from the moment we run again.
+  let mut awake_since = tick;
+  loop {
+    tokio::time::sleep(interval).await;
+    let now = Instant::now();
+    if now - tick > interval * 2 {
+      awake_since = now;
+    }
+    tick = now;
+    let silent = {
+      let queue = conn.lock();
+      if queue.dead || queue.closing {
+        return;
+      }
+      match (queue.waiting_since, queue.heard) {
+        (None, _) => continue,
+        (Some(waiting), heard) => now - waiting.max(heard.unwrap_or(waiting)).max(awake_since),
+      }
+    };
+    if silent >= timeout {
+      if let Some(node) = node.upgrade() {
+        node.link_lost(conn.generation, Loss::Unresponsive(silent));
+      }
+      return;
+    }
+    if silent >= interval {
+      conn.push(Up::Ping);
     }
   }
 }

@@ -2,7 +2,7 @@
 //! client session into a session of the engine. Runs on the cluster runtime's threads only;
 //! SQL runs on the engine thread; the master's JavaScript thread is never involved.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +12,8 @@ use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use super::auth;
 use super::wire::{self, Challenge, Down, FrameReader, Hello, Proof, Up, Verdict, WireError};
+use super::{auth, descriptors};
 use crate::engine::{Engine, SessionHandle, Sink};
 use crate::error::{ClusterCode, Error};
 use crate::protocol::{Outgoing, Request, Response};
@@ -25,8 +25,12 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_OUTSTANDING: usize = 8192;
 /// Sessions (Databases) per client connection.
 const MAX_SESSIONS: usize = 4096;
-/// How long a graceful close waits for a connection to answer what it has read.
-const GRACE: Duration = Duration::from_secs(3);
+/// The longest a graceful close waits for a connection: to answer what it read before the
+/// close, and for transactions still open to finish. It normally takes milliseconds; an idle
+/// transaction ends sooner, at the master's `transactionTimeout`.
+const DRAIN_LIMIT: Duration = Duration::from_secs(60);
+/// How long a graceful close waits for a session to answer what it had sent before the close.
+const MARK_LIMIT: Duration = Duration::from_secs(10);
 /// Request id of the marker a graceful close sends through each session.
 const MARK: u32 = u32::MAX - 1;
 /// Writes are coalesced up to this many bytes.
@@ -37,6 +41,8 @@ pub struct ServerConfig {
   pub secret: Option<Arc<[u8]>>,
   /// The database is encrypted (clients without a key must not take over).
   pub keyed: bool,
+  /// The socket, for what the master logs.
+  pub sock: std::path::PathBuf,
 }
 
 /// A running listener. `shutdown` hands over gracefully; dropping it without that leaves the
@@ -44,6 +50,7 @@ pub struct ServerConfig {
 pub struct Server {
   closing: watch::Sender<bool>,
   live: Arc<AtomicUsize>,
+  accepting: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -56,15 +63,21 @@ impl Server {
     })?;
     let (closing, watcher) = watch::channel(false);
     let live = Arc::new(AtomicUsize::new(0));
-    runtime.spawn(accept(listener, Arc::new(config), watcher, live.clone()));
-    Ok(Server { closing, live })
+    let accepting = runtime.spawn(accept(listener, Arc::new(config), watcher, live.clone()));
+    Ok(Server {
+      closing,
+      live,
+      accepting,
+    })
   }
 
   /// Stops accepting, lets every connection answer the requests it has read (rolling back
   /// transactions left open), tells the clients, and waits for the connections to end.
   pub async fn shutdown(self) {
     let _ = self.closing.send(true);
-    let deadline = tokio::time::Instant::now() + GRACE + Duration::from_secs(1);
+    // A client accepted just now is counted once the accept loop has stopped.
+    let _ = self.accepting.await;
+    let deadline = tokio::time::Instant::now() + DRAIN_LIMIT + Duration::from_secs(1);
     while self.live.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
       tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -81,6 +94,11 @@ async fn accept(
     tokio::select! {
       accepted = listener.accept() => match accepted {
         Ok((stream, _)) => {
+          if let Some(why) = descriptors::short() {
+            descriptors::log_once(&config.sock, &why);
+            tokio::spawn(refuse(stream, config.clone(), why));
+            continue;
+          }
           live.fetch_add(1, Ordering::AcqRel);
           let (config, closing, live) = (config.clone(), closing.clone(), live.clone());
           tokio::spawn(async move {
@@ -89,11 +107,22 @@ async fn accept(
           });
         }
         // Out of file descriptors, most likely: try again shortly.
-        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        Err(e) => {
+          descriptors::log_once(&config.sock, &e.to_string());
+          tokio::time::sleep(Duration::from_millis(20)).await
+        }
       },
       _ = closing.changed() => return,
     }
   }
+}
+
+/// What a session's sink tells a graceful close (see `drain`).
+enum Drained {
+  /// The marker was answered: everything read before the close has been answered.
+  Marked,
+  /// The session's transaction ended (committed, rolled back or expired).
+  TxnEnded,
 }
 
 /// Delivers one remote session's messages to its connection's writer, a burst at a time (the
@@ -102,18 +131,30 @@ struct ConnSink {
   session: u32,
   tx: mpsc::UnboundedSender<Vec<Down>>,
   buffer: std::sync::Mutex<Vec<Down>>,
-  marks: mpsc::UnboundedSender<u32>,
+  drained: mpsc::UnboundedSender<(u32, Drained)>,
   in_txn: AtomicBool,
+  /// A graceful close is under way: report the end of the transaction.
+  draining: AtomicBool,
+  txn_ended: AtomicBool,
+  backlog: Arc<Backlog>,
 }
 
 impl ConnSink {
-  fn new(session: u32, tx: mpsc::UnboundedSender<Vec<Down>>, marks: mpsc::UnboundedSender<u32>) -> Self {
+  fn new(
+    session: u32,
+    tx: mpsc::UnboundedSender<Vec<Down>>,
+    drained: mpsc::UnboundedSender<(u32, Drained)>,
+    backlog: Arc<Backlog>,
+  ) -> Self {
     ConnSink {
       session,
       tx,
       buffer: std::sync::Mutex::new(Vec::new()),
-      marks,
+      drained,
       in_txn: AtomicBool::new(false),
+      draining: AtomicBool::new(false),
+      txn_ended: AtomicBool::new(false),
+      backlog,
     }
   }
 }
@@ -124,13 +165,20 @@ impl Sink for ConnSink {
       Outgoing::Reply { id: MARK, .. } => {
         // Everything answered before the marker must be on its way before the close goes on.
         self.flush();
-        let _ = self.marks.send(self.session);
+        let _ = self.drained.send((self.session, Drained::Marked));
       }
-      Outgoing::Role { .. } => {}
+      // Left unanswered: the client sends it to the next master once told `Closing`.
+      Outgoing::NotRun { .. } | Outgoing::Role { .. } => {}
       message => {
         if let Outgoing::Txn(on) = message {
           self.in_txn.store(on, Ordering::Release);
+          if !on && self.draining.load(Ordering::Acquire) {
+            // Reported once the reply that ended it (sent next) is on its way: `Closing` must
+            // not overtake the answer to a `COMMIT`.
+            self.txn_ended.store(true, Ordering::Release);
+          }
         }
+        self.backlog.bytes.fetch_add(message.size(), Ordering::AcqRel);
         self
           .buffer
           .lock()
@@ -143,18 +191,38 @@ impl Sink for ConnSink {
     }
   }
 
+  fn ready(&self) -> bool {
+    self.backlog.bytes.load(Ordering::Acquire) < BACKLOG_LIMIT
+  }
+
   fn flush(&self) {
     let batch = std::mem::take(&mut *self.buffer.lock().unwrap_or_else(|e| e.into_inner()));
     if !batch.is_empty() {
       let _ = self.tx.send(batch);
     }
+    if self.txn_ended.swap(false, Ordering::AcqRel) {
+      let _ = self.drained.send((self.session, Drained::TxnEnded));
+    }
   }
 }
 
+/// Tells a client that this master takes no more clients now (`Verdict::Full`); it looks again.
+async fn refuse(stream: UnixStream, config: Arc<ServerConfig>, why: String) {
+  let (read, mut write) = stream.into_split();
+  let mut reader = FrameReader::new(read, wire::HANDSHAKE_LIMIT);
+  let _ = tokio::time::timeout(
+    HANDSHAKE_TIMEOUT,
+    handshake(&mut reader, &mut write, &config, Some(why)),
+  )
+  .await;
+}
+
+/// The master's half of the handshake; `full` refuses an authenticated client for that reason.
 async fn handshake<R: tokio::io::AsyncRead + Unpin>(
   reader: &mut FrameReader<R>,
   writer: &mut OwnedWriteHalf,
   config: &ServerConfig,
+  full: Option<String>,
 ) -> Result<bool, WireError> {
   let Some(hello): Option<Hello> = reader.next().await? else {
     return Ok(false);
@@ -182,7 +250,9 @@ async fn handshake<R: tokio::io::AsyncRead + Unpin>(
     return Ok(false);
   };
   let accepted = auth::verify(secret, auth::CLIENT, &nonce, &hello.nonce, proof.as_ref());
-  let verdict = if accepted {
+  let verdict = if let (true, Some(why)) = (accepted, &full) {
+    Verdict::Full(why.clone())
+  } else if accepted {
     Verdict::Welcome
   } else if secret.is_none() {
     Verdict::Refused("this master has no `secret`, but the client sent one".into())
@@ -192,10 +262,10 @@ async fn handshake<R: tokio::io::AsyncRead + Unpin>(
   out.clear();
   wire::encode(&verdict, &mut out)?;
   writer.write_all(&out).await?;
-  Ok(accepted)
+  Ok(accepted && full.is_none())
 }
 
-async fn connection(stream: UnixStream, config: Arc<ServerConfig>, mut closing: watch::Receiver<bool>) {
+async fn connection(stream: UnixStream, config: Arc<ServerConfig>, closing: watch::Receiver<bool>) {
   // Only processes of our own user may connect (DESIGN §6).
   match stream.peer_cred() {
     Ok(cred) if cred.uid() == auth::euid() => {}
@@ -203,131 +273,241 @@ async fn connection(stream: UnixStream, config: Arc<ServerConfig>, mut closing: 
   }
   let (read, mut write) = stream.into_split();
   let mut reader = FrameReader::new(read, wire::HANDSHAKE_LIMIT);
-  match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut reader, &mut write, &config)).await {
+  match tokio::time::timeout(
+    HANDSHAKE_TIMEOUT,
+    handshake(&mut reader, &mut write, &config, None),
+  )
+  .await
+  {
     Ok(Ok(true)) => {}
     _ => return,
   }
   reader.set_limit(wire::FRAME_LIMIT);
 
   let (tx, rx) = mpsc::unbounded_channel();
-  let (marks_tx, mut marks) = mpsc::unbounded_channel();
+  let (drained_tx, drained) = mpsc::unbounded_channel();
   let budget = Arc::new(Semaphore::new(MAX_OUTSTANDING));
-  let writer = tokio::spawn(write_loop(write, rx, budget.clone()));
-  let mut sessions: HashMap<u32, (SessionHandle, Arc<ConnSink>)> = HashMap::new();
-  let mut frames = Vec::new();
-
-  let graceful = loop {
-    frames.clear();
-    tokio::select! {
-      read = reader.batch(&mut frames) => {
-        if read.is_err() || frames.is_empty() {
-          break false; // closed, or sent something that is not a message: drop the connection
-        }
-        let mut open = true;
-        for up in frames.drain(..) {
-          match up {
-            Up::Attach { session } => {
-              if sessions.len() >= MAX_SESSIONS {
-                open = false;
-                break;
-              }
-              sessions.entry(session).or_insert_with(|| {
-                let sink = Arc::new(ConnSink::new(session, tx.clone(), marks_tx.clone()));
-                (config.engine.attach_remote(sink.clone()), sink)
-              });
-            }
-            Up::Request { session, id, request } => {
-              match budget.acquire().await {
-                Ok(permit) => permit.forget(),
-                Err(_) => { open = false; break }
-              }
-              match sessions.get(&session) {
-                Some((handle, _)) if id != MARK => handle.send(id, request),
-                _ => {
-                  let error = Error::Cluster { code: ClusterCode::Protocol, message: format!("session {session} is not attached, or request id {id} is reserved") };
-                  let _ = tx.send(vec![Down::Message { session, message: Outgoing::Reply { id, response: Response::Error(error) } }]);
-                }
-              }
-            }
-            Up::Resume { session } => if let Some((handle, _)) = sessions.get(&session) { handle.resume() },
-            Up::Interrupt { session } => if let Some((handle, _)) = sessions.get(&session) { handle.interrupt() },
-            Up::Detach { session } => { sessions.remove(&session); }
-          }
-        }
-        if !open {
-          break false;
-        }
-      }
-      _ = closing.changed() => break true,
-    }
+  let backlog = Arc::new(Backlog::default());
+  let writer = tokio::spawn(write_loop(
+    write,
+    rx,
+    budget.clone(),
+    backlog.clone(),
+    config.engine.clone(),
+  ));
+  let mut served = Served {
+    engine: config.engine.clone(),
+    sessions: HashMap::new(),
+    tx,
+    drained_tx,
+    backlog,
+    guarded: false,
   };
 
-  if graceful && drain(&mut reader, &mut sessions, &mut marks).await {
-    let _ = tx.send(vec![Down::Closing]);
+  if serve(&mut reader, &mut served, &budget, closing).await && drain(&mut reader, &mut served, drained).await
+  {
+    let _ = served.tx.send(vec![Down::Closing]);
   }
+  let Served { sessions, tx, .. } = served;
   drop(sessions); // the engine rolls back what they left open
   drop(tx);
   let _ = writer.await;
 }
 
-/// A graceful close: every session answers what was read before the close (a marker request
-/// goes through each), a session idle in a transaction is rolled back (detached) so the others
-/// can finish, and `Resume`s keep streams moving. True when everything was answered in time.
-async fn drain<R: tokio::io::AsyncRead + Unpin>(
-  reader: &mut FrameReader<R>,
-  sessions: &mut HashMap<u32, (SessionHandle, Arc<ConnSink>)>,
-  marks: &mut mpsc::UnboundedReceiver<u32>,
-) -> bool {
-  let mut waiting: std::collections::HashSet<u32> = sessions.keys().copied().collect();
-  for (handle, _) in sessions.values() {
-    handle.send(MARK, Request::Wait);
+/// Unsent answers of one connection, in bytes (`Outgoing::size`): its sessions stop running
+/// past `BACKLOG_LIMIT` until the client reads (see `Sink::ready`).
+#[derive(Default)]
+struct Backlog {
+  bytes: AtomicUsize,
+}
+
+/// Bytes of answers a client may leave unread before the master runs nothing more for it.
+const BACKLOG_LIMIT: usize = 4 << 20;
+
+/// The sessions of one client connection, in the engine.
+struct Served {
+  engine: Arc<Engine>,
+  sessions: HashMap<u32, (SessionHandle, Arc<ConnSink>)>,
+  tx: mpsc::UnboundedSender<Vec<Down>>,
+  drained_tx: mpsc::UnboundedSender<(u32, Drained)>,
+  backlog: Arc<Backlog>,
+  /// The master is closing: new requests run only inside their session's transaction.
+  guarded: bool,
+}
+
+impl Served {
+  /// Takes in one frame; false when the connection must be dropped.
+  fn take(&mut self, up: Up) -> bool {
+    match up {
+      Up::Attach { session } => {
+        if self.sessions.len() >= MAX_SESSIONS {
+          return false;
+        }
+        if !self.sessions.contains_key(&session) {
+          let sink = Arc::new(ConnSink::new(
+            session,
+            self.tx.clone(),
+            self.drained_tx.clone(),
+            self.backlog.clone(),
+          ));
+          let handle = self.engine.attach_remote(sink.clone());
+          if self.guarded {
+            sink.draining.store(true, Ordering::Release);
+            handle.guard();
+          }
+          self.sessions.insert(session, (handle, sink));
+        }
+      }
+      Up::Request { session, id, request } => match self.sessions.get(&session) {
+        Some((handle, _)) if id != MARK => handle.send(id, request),
+        _ => {
+          let error = Error::Cluster {
+            code: ClusterCode::Protocol,
+            message: format!("session {session} is not attached, or request id {id} is reserved"),
+          };
+          let reply = Outgoing::Reply {
+            id,
+            response: Response::Error(error),
+          };
+          self.backlog.bytes.fetch_add(reply.size(), Ordering::AcqRel);
+          let _ = self.tx.send(vec![Down::Message {
+            session,
+            message: reply,
+          }]);
+        }
+      },
+      Up::Resume { session } => {
+        if let Some((handle, _)) = self.sessions.get(&session) {
+          handle.resume()
+        }
+      }
+      Up::Interrupt { session } => {
+        if let Some((handle, _)) = self.sessions.get(&session) {
+          handle.interrupt()
+        }
+      }
+      Up::Detach { session } => {
+        self.sessions.remove(&session);
+      }
+      Up::Ping => {
+        let _ = self.tx.send(vec![Down::Pong]);
+      }
+    }
+    true
   }
+}
+
+/// Serves the connection until the client leaves (false) or the master starts closing (true).
+async fn serve<R: tokio::io::AsyncRead + Unpin>(
+  reader: &mut FrameReader<R>,
+  served: &mut Served,
+  budget: &Semaphore,
+  mut closing: watch::Receiver<bool>,
+) -> bool {
   let mut frames = Vec::new();
-  let work = async {
-    while !waiting.is_empty() {
-      frames.clear();
-      tokio::select! {
-        mark = marks.recv() => {
-          let Some(session) = mark else { return false };
-          waiting.remove(&session);
-          if sessions.get(&session).is_some_and(|(_, sink)| sink.in_txn.load(Ordering::Acquire)) {
-            sessions.remove(&session);
+  loop {
+    frames.clear();
+    tokio::select! {
+      read = reader.batch(&mut frames) => {
+        if read.is_err() || frames.is_empty() {
+          return false; // closed, or sent something that is not a message: drop the connection
+        }
+        for up in frames.drain(..) {
+          if matches!(up, Up::Request { .. }) {
+            match budget.acquire().await {
+              Ok(permit) => permit.forget(),
+              Err(_) => return false,
+            }
+          }
+          if !served.take(up) {
+            return false;
           }
         }
+      }
+      _ = closing.changed() => return true,
+    }
+  }
+}
+
+/// A graceful close. Every session answers what was read before the close (a marker request
+/// goes through each) and a transaction still open is waited for: requests read from now on
+/// run only inside their session's transaction, so it can finish here, and the others are left
+/// unanswered for the next master (`SessionHandle::guard`). True when all of that happened in
+/// time; the client is then told `Closing`.
+async fn drain<R: tokio::io::AsyncRead + Unpin>(
+  reader: &mut FrameReader<R>,
+  served: &mut Served,
+  mut drained: mpsc::UnboundedReceiver<(u32, Drained)>,
+) -> bool {
+  served.guarded = true;
+  let mut marking: HashSet<u32> = served.sessions.keys().copied().collect();
+  let mut in_txn: HashSet<u32> = HashSet::new();
+  for (handle, sink) in served.sessions.values() {
+    sink.draining.store(true, Ordering::Release);
+    handle.send(MARK, Request::Wait);
+    handle.guard();
+  }
+  let mark_deadline = tokio::time::Instant::now() + MARK_LIMIT;
+  let mut frames = Vec::new();
+  let work = async {
+    while !marking.is_empty() || !in_txn.is_empty() {
+      frames.clear();
+      tokio::select! {
+        event = drained.recv() => match event {
+          Some((session, Drained::Marked)) => {
+            marking.remove(&session);
+            if served.sessions.get(&session).is_some_and(|(_, sink)| sink.in_txn.load(Ordering::Acquire)) {
+              in_txn.insert(session);
+            }
+          }
+          Some((session, Drained::TxnEnded)) => {
+            in_txn.remove(&session);
+          }
+          None => return false,
+        },
         read = reader.batch(&mut frames) => {
           if read.is_err() || frames.is_empty() {
             return false;
           }
           for up in frames.drain(..) {
-            // Requests read now are not executed: the client sends them to the next master.
-            if let Up::Resume { session } = up {
-              if let Some((handle, _)) = sessions.get(&session) {
-                handle.resume();
-              }
+            if let Up::Detach { session } = up {
+              marking.remove(&session);
+              in_txn.remove(&session);
+            }
+            if !served.take(up) {
+              return false;
             }
           }
         }
+        // A session that cannot even answer what it had sent (its client stopped reading):
+        // the close goes on without it.
+        _ = tokio::time::sleep_until(mark_deadline), if !marking.is_empty() => return false,
       }
     }
     true
   };
-  tokio::time::timeout(GRACE, work).await.unwrap_or(false)
+  tokio::time::timeout(DRAIN_LIMIT, work).await.unwrap_or(false)
 }
 
 async fn write_loop(
   mut write: OwnedWriteHalf,
   mut rx: mpsc::UnboundedReceiver<Vec<Down>>,
   budget: Arc<Semaphore>,
+  backlog: Arc<Backlog>,
+  engine: Arc<Engine>,
 ) {
   let mut buffer = Vec::with_capacity(64 << 10);
   while let Some(first) = rx.recv().await {
     buffer.clear();
-    let mut finished = 0;
+    let (mut finished, mut bytes) = (0, 0);
     let mut next = Some(first);
     while let Some(batch) = next {
       for down in &batch {
         if down.finishes_request().is_some() {
           finished += 1;
+        }
+        if let Down::Message { message, .. } = down {
+          bytes += message.size();
         }
         put(down, &mut buffer);
       }
@@ -341,6 +521,10 @@ async fn write_loop(
       break;
     }
     budget.add_permits(finished);
+    let before = backlog.bytes.fetch_sub(bytes, Ordering::AcqRel);
+    if before >= BACKLOG_LIMIT && before - bytes < BACKLOG_LIMIT {
+      engine.wake(); // its sessions may run again
+    }
     if buffer.capacity() > 4 * WRITE_BATCH {
       buffer = Vec::with_capacity(64 << 10);
     }

@@ -22,7 +22,7 @@ use crate::protocol::{Outgoing, Request, Response};
 
 pub const MAGIC: [u8; 8] = *b"sq3clstr";
 /// Bumped whenever a message changes shape; both sides must speak the same version.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Largest frame body before authentication.
 pub const HANDSHAKE_LIMIT: usize = 1024;
 /// Largest frame body after authentication (see `MESSAGE_LIMIT`).
@@ -71,6 +71,9 @@ pub struct Proof {
 pub enum Verdict {
   Welcome,
   Refused(String),
+  /// The master takes no more clients for now (it is short of file descriptors, say): try
+  /// again later. The text says why.
+  Full(String),
 }
 
 /// Client to master.
@@ -96,6 +99,9 @@ pub enum Up {
   Detach {
     session: u32,
   },
+  /// Are you there? The master answers `Pong` at once, whatever its engine is doing (the
+  /// client's heartbeat while it waits for answers).
+  Ping,
 }
 
 /// Master to client.
@@ -108,6 +114,8 @@ pub enum Down {
   /// The master is closing gracefully: it answered every request it read, and will execute
   /// nothing more. Requests still unanswered were never run and may be sent to the next master.
   Closing,
+  /// The answer to `Ping`.
+  Pong,
 }
 
 impl Down {

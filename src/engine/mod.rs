@@ -41,6 +41,13 @@ pub trait Sink: Send + Sync {
   /// The engine delivered a burst and may now be idle: a sink that buffers passes its messages
   /// on. Every message sent is followed by a `flush` before the engine waits.
   fn flush(&self) {}
+
+  /// Whether the session's answers are being taken: while false, the engine runs nothing more
+  /// of the session (a client that stopped reading costs the master bounded memory). A sink
+  /// that turns ready again calls `Engine::wake`.
+  fn ready(&self) -> bool {
+    true
+  }
 }
 
 pub type SessionId = u64;
@@ -64,6 +71,11 @@ enum Command {
     id: u32,
     request: Request,
   },
+  /// From now on the session's requests run only while its transaction holds the connection;
+  /// the others are answered `Outgoing::NotRun` (see `SessionHandle::guard`).
+  Guard {
+    session: SessionId,
+  },
   /// The session consumed one chunk of an `each()` stream.
   Resume {
     session: SessionId,
@@ -71,6 +83,8 @@ enum Command {
   Detach {
     session: SessionId,
   },
+  /// Nothing to do but look again at which sessions may run (a sink turned ready).
+  Wake,
   /// Answered once every command sent before it has been taken in: after the last session
   /// detaches, the connection is closed by then.
   Barrier(std::sync::mpsc::Sender<()>),
@@ -172,6 +186,16 @@ impl SessionHandle {
     });
   }
 
+  /// A master closing gracefully: requests sent after this call run only if the session is
+  /// inside a transaction when their turn comes (so the transaction can finish, and commit,
+  /// on this master); the others are answered `Outgoing::NotRun` and go to the next master.
+  /// Once a session is outside its transaction it cannot enter one again here.
+  pub fn guard(&self) {
+    let _ = self.engine.commands.send(Command::Guard {
+      session: self.session,
+    });
+  }
+
   /// Acknowledges one `Chunk` of an `each()` stream.
   pub fn resume(&self) {
     let _ = self.engine.commands.send(Command::Resume {
@@ -195,6 +219,11 @@ impl SessionHandle {
 }
 
 impl Engine {
+  /// Makes the engine look again at sessions whose sink was not ready (see `Sink::ready`).
+  pub fn wake(&self) {
+    let _ = self.commands.send(Command::Wake);
+  }
+
   /// Waits (blocking) until the engine has taken in everything sent before: the sessions
   /// detached before this call are gone, and the connection is closed if they were the last.
   pub fn barrier(&self) {

@@ -73,6 +73,8 @@ struct Session {
   in_txn: bool,
   /// Its transaction was lost: statements fail with `CLUSTER_TXN_ABORTED` until `ROLLBACK`.
   aborted: bool,
+  /// Requests that arrived from this number on are guarded (`Command::Guard`).
+  guarded_from: u64,
 }
 
 /// An `each()` in progress. It owns its statement until the last row.
@@ -294,6 +296,7 @@ impl Worker {
             remote,
             in_txn: false,
             aborted: false,
+            guarded_from: u64::MAX,
           },
         );
         self.order.push_back(session);
@@ -302,6 +305,11 @@ impl Worker {
         if let Some(s) = self.sessions.get_mut(&session) {
           self.received += 1;
           s.queue.push_back((id, request, self.received));
+        }
+      }
+      Command::Guard { session } => {
+        if let Some(s) = self.sessions.get_mut(&session) {
+          s.guarded_from = s.guarded_from.min(self.received + 1);
         }
       }
       Command::Resume { session } => {
@@ -313,6 +321,7 @@ impl Worker {
         self.end_group();
         self.detach(session)
       }
+      Command::Wake => {}
       Command::Barrier(done) => {
         self.end_group();
         let _ = done.send(());
@@ -322,8 +331,8 @@ impl Worker {
 
   fn runnable(&self, id: SessionId) -> bool {
     match self.sessions.get(&id) {
-      Some(s) if s.stream.is_some() => s.unacked < WINDOW,
-      Some(s) => !s.queue.is_empty(),
+      Some(s) if s.stream.is_some() => s.unacked < WINDOW && s.sink.ready(),
+      Some(s) => !s.queue.is_empty() && s.sink.ready(),
       None => false,
     }
   }
@@ -389,8 +398,13 @@ impl Worker {
     let keep = if session.stream.is_some() {
       self.continue_stream(&mut session);
       true
-    } else if let Some((rid, request, _)) = session.queue.pop_front() {
-      self.handle(id, &mut session, rid, request)
+    } else if let Some((rid, request, arrival)) = session.queue.pop_front() {
+      if arrival >= session.guarded_from && self.owner != Some(id) {
+        session.sink.send(Outgoing::NotRun { id: rid });
+        true
+      } else {
+        self.handle(id, &mut session, rid, request)
+      }
     } else {
       true
     };
@@ -497,6 +511,12 @@ impl Worker {
 
   /// Runs one request. Returns false when the session ended (closed).
   fn handle(&mut self, id: SessionId, session: &mut Session, rid: u32, request: Request) -> bool {
+    if !session.opened && session.remote && self.conn.is_none() && !matches!(request, Request::Wait) {
+      // A master without its connection is closing (or its own open failed, and it hands over
+      // next): the client sends this session's requests to the next master.
+      session.sink.send(Outgoing::NotRun { id: rid });
+      return true;
+    }
     if let Request::Open(options) = request {
       let response = match self.open(session, options) {
         Ok(()) => Response::Done,

@@ -461,8 +461,8 @@ impl Writer {
             self.message(*id, BACKUP, remaining, page_count, outcome)
           }
         },
-        // The outbox never queues these (see `Outbox::send`).
-        Outgoing::Txn(_) => Ok(()),
+        // The outbox never queues these (see `Outbox::send`); a local session is never guarded.
+        Outgoing::Txn(_) | Outgoing::NotRun { .. } => Ok(()),
         Outgoing::Role { role, master_pid } => {
           let (name, role, pid) = (
             self.str("role")?,

@@ -11,7 +11,7 @@ const { Session, K, MODE } = require('./session')
 const { Statement, statementHandler, splitCallback, splitEachCallbacks, mapRows, scope, NO_SCOPE, errorOf } =
   require('./statement')
 const { parseParams } = require('./values')
-const { misuse } = require('./errors')
+const { misuse, misuseInCall } = require('./errors')
 const { escape } = require('./escape')
 const { pragmaKeyText, leadingPragmaKey } = require('./pragma-key')
 const C = require('./constants')
@@ -121,29 +121,36 @@ class Database {
   }
 
   /**
-   * Handles a call made while the Database is closing or closed. Returns true when the call
-   * was taken care of (deferred until close finishes, or failed synchronously).
+   * Handles a call made while the Database is closing or closed, as node-sqlite3 does. Returns
+   * false when the call may go ahead; true when it was taken care of:
+   * - closing: held until close() finishes; `retry()` makes the call again if the close
+   *   failed (the Database stays open), otherwise `callback` gets "Database handle is closed"
+   *   (see `_failDeferred`);
+   * - closed: `callback` gets "Database is closed" before this returns, or, without one, the
+   *   Database emits it (which throws when nobody listens), so that no call is left hanging.
+   * `callback` is called as given: callers bind it when node-sqlite3 passes the Database as
+   * receiver. `abandon()` runs first when the call will never be made (a Statement drops the
+   * operations queued on it).
    */
-  _unavailable(method, args, callback) {
+  _unavailable(retry, callback, abandon) {
+    if (this._state === 'open' || this._state === 'opening') return false
     if (this._state === 'closing') {
-      this._deferred.push({ method, args })
+      this._deferred.push({ retry, callback, abandon })
       return true
     }
-    if (this._state === 'closed' || this._state === 'failed') {
-      const err = misuse('Database is closed')
-      if (callback) callback(err)
-      else this.emit('error', err)
-      return true
-    }
-    return false
+    if (abandon) abandon()
+    const err = misuseInCall('Database is closed')
+    if (callback) callback(err)
+    else this.emit('error', err)
+    return true
   }
 
   _query(method, sql, args) {
     if (typeof sql !== 'string') throw new TypeError('SQL query expected')
     const each = method === 'each'
     const { end, callback, complete } = each ? splitEachCallbacks(args) : splitCallback(args)
-    if (this._state !== 'open' && this._state !== 'opening' &&
-        this._unavailable(method, [sql, ...args], complete || callback)) return this
+    // node-sqlite3 reports these errors to the last function, without a receiver.
+    if (this._unavailable(() => this._query(method, sql, args), complete || callback)) return this
     const keyText = pragmaKeyText(sql)
     const params = keyText === undefined ? parseParams(args, end) : undefined
     const session = this._session
@@ -189,6 +196,11 @@ class Database {
   }
 
   map(sql, ...args) {
+    if (typeof sql !== 'string') throw new TypeError('SQL query expected')
+    // Checked before the callback is wrapped: without a function, node-sqlite3 emits the
+    // error on the Database instead of calling a missing callback.
+    const last = args[args.length - 1]
+    if (this._unavailable(() => this.map(sql, ...args), isFunction(last) ? last : undefined)) return this
     const callback = args.pop()
     return this._query('all', sql, [...args, (err, rows) => mapRows(callback, err, rows)])
   }
@@ -204,8 +216,7 @@ class Database {
   exec(sql, callback) {
     if (typeof sql !== 'string') throw new TypeError('Argument 0 must be a string')
     if (callback !== undefined && !isFunction(callback)) throw new TypeError('Argument 1 must be a function')
-    if (this._state !== 'open' && this._state !== 'opening' &&
-        this._unavailable('exec', [sql, callback], callback?.bind(this))) return this
+    if (this._unavailable(() => this.exec(sql, callback), callback?.bind(this))) return this
     const keyText = pragmaKeyText(sql)
     if (keyText !== undefined) {
       this._simple('sqlite3.Database.Exec', (id) => this._session.native.pragmaKey(id, keyText), callback)
@@ -261,16 +272,17 @@ class Database {
   }
 
   wait(callback) {
-    if (this._state !== 'open' && this._state !== 'opening' &&
-        this._unavailable('wait', [callback], callback?.bind(this))) return this
+    // Checked first, as node-sqlite3 does: a non-function would otherwise be called later, out
+    // of the caller's reach.
+    if (callback !== undefined && !isFunction(callback)) throw new TypeError('Argument 0 must be a function')
+    if (this._unavailable(() => this.wait(callback), callback?.bind(this))) return this
     this._simple('sqlite3.Database.Wait', (id) => this._session.native.wait(id), callback)
     return this
   }
 
   close(callback) {
     if (callback !== undefined && !isFunction(callback)) throw new TypeError('Argument 0 must be a function')
-    if (this._state !== 'open' && this._state !== 'opening' &&
-        this._unavailable('close', [callback], callback?.bind(this))) return this
+    if (this._unavailable(() => this.close(callback), callback?.bind(this))) return this
     this._state = 'closing'
     const resource = scope('sqlite3.Database.Close')
     this._send((id) => this._session.native.close(id), (kind, a, b, c) => {
@@ -281,7 +293,7 @@ class Database {
         const err = errorOf(a, b, c)
         if (callback) resource.runInAsyncScope(callback, this, err)
         else this.emit('error', err)
-        for (const { method, args } of deferred) this[method](...args)
+        for (const { retry } of deferred) retry()
       } else {
         this._state = 'closed'
         // In a cluster the session leaves its node first: a master's last Database hands the
@@ -300,43 +312,45 @@ class Database {
     return this
   }
 
-  /** Calls made while a successful close was in progress fail with "Database handle is closed";
-   *  if none of them had a callback, the Database emits the error once. */
+  /** Calls made while a successful close was in progress fail with "Database handle is closed",
+   *  in call order; if none of them had a callback, the Database emits the error once. */
   _failDeferred(deferred) {
     if (!deferred.length) return
+    for (const { abandon } of deferred) if (abandon) abandon()
     let delivered = false
-    for (const { args } of deferred) {
-      const fns = args.filter(isFunction)
-      const target = fns[fns.length - 1]
-      if (target) {
+    for (const { callback } of deferred) {
+      if (callback) {
         delivered = true
-        target.call(this, misuse('Database handle is closed'))
+        callback(misuse('Database handle is closed'))
       }
     }
     if (!delivered) this.emit('error', misuse('Database handle is closed'))
   }
 
   configure(option, ...values) {
+    // The arguments are checked before the state, as node-sqlite3 does.
     if (arguments.length < 2) throw new TypeError('Expected 2arguments')
-    if (this._state !== 'open' && this._state !== 'opening' &&
-        this._unavailable('configure', [option, ...values], undefined)) return this
-    let a = 0
-    let b = 0
     if (option === 'busyTimeout') {
       if (typeof values[0] !== 'number') throw new TypeError('Value must be an integer')
-      a = values[0] | 0
     } else if (option === 'limit') {
       if (arguments.length < 3) throw new TypeError('Expected 3arguments')
       if (typeof values[0] !== 'number' || (values[0] | 0) !== values[0]) throw new TypeError('limit id must be an integer')
       if (typeof values[1] !== 'number' || (values[1] | 0) !== values[1]) throw new TypeError('limit value must be an integer')
+    } else if (!HOOKS.has(option)) {
+      throw new TypeError(`${option} is not a valid configuration option`)
+    }
+    if (this._unavailable(() => this.configure(option, ...values), undefined)) return this
+    let a = 0
+    let b = 0
+    if (option === 'busyTimeout') {
+      a = values[0] | 0
+    } else if (option === 'limit') {
       a = values[0]
       b = values[1]
-    } else if (HOOKS.has(option)) {
+    } else {
       // node-sqlite3 toggles the hook whatever the value says.
       this._hooks[option] = !this._hooks[option]
       a = this._hooks[option] ? 1 : 0
-    } else {
-      throw new TypeError(`${option} is not a valid configuration option`)
     }
     this._send((id) => this._session.native.configure(id, option, a, b), () => {})
     return this
@@ -344,8 +358,8 @@ class Database {
 
   loadExtension(path, callback) {
     if (typeof path !== 'string') throw new TypeError('Argument 0 must be a string')
-    if (this._state !== 'open' && this._state !== 'opening' &&
-        this._unavailable('loadExtension', [path, callback], callback?.bind(this))) return this
+    if (callback !== undefined && !isFunction(callback)) throw new TypeError('Argument 1 must be a function')
+    if (this._unavailable(() => this.loadExtension(path, callback), callback?.bind(this))) return this
     this._simple('sqlite3.Database.LoadExtension', (id) => this._session.native.loadExtension(id, path), callback)
     return this
   }

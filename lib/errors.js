@@ -20,6 +20,17 @@ function misuse(text) {
   return sqliteError(`SQLITE_MISUSE: ${text}`, MISUSE, 'SQLITE_MISUSE')
 }
 
+/**
+ * A misuse found before the call returns (a closed Database, a finalized Statement).
+ * node-sqlite3 creates these errors inside the call, so their stack shows the caller.
+ */
+function misuseInCall(text) {
+  const error = new Error(`SQLITE_MISUSE: ${text}`)
+  error.errno = MISUSE
+  error.code = 'SQLITE_MISUSE'
+  return error
+}
+
 /** An error of this package (not SQLite's), with a `code` such as `CLUSTER_NO_MASTER`. */
 function clusterError(code, message, props) {
   const error = new Error(message)
@@ -27,4 +38,4 @@ function clusterError(code, message, props) {
   return Object.assign(error, props)
 }
 
-module.exports = { sqliteError, misuse, clusterError }
+module.exports = { sqliteError, misuse, misuseInCall, clusterError }

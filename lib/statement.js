@@ -2,17 +2,24 @@
 // The Statement class: node-sqlite3's prepared statement (contract §7). Each operation is one
 // request to the engine, answered in call order; `get()` without parameters walks the result
 // like a cursor; an operation after `finalize()` fails synchronously.
+//
+// A Statement made while its Database closes is prepared only if that close fails; one made
+// on a closed Database is never prepared. node-sqlite3 then reports the error once, to the
+// prepare callback or as the Database's 'error', and the operations on that Statement are
+// dropped (never called back), as those of any Statement whose prepare failed.
 
 const EventEmitter = require('events')
 const { AsyncResource } = require('async_hooks')
 const { parseParams } = require('./values')
-const { sqliteError, misuse } = require('./errors')
+const { sqliteError, misuseInCall } = require('./errors')
 const { K, MODE } = require('./session')
 
 const kDb = Symbol('db')
 const kId = Symbol('id')
 const kFinalized = Symbol('finalized')
 const kFinalizing = Symbol('finalizing')
+const kWaiting = Symbol('waiting') // operations made before the prepare was sent, or null
+const kNeverPrepared = Symbol('neverPrepared')
 
 function isFunction(f) {
   return typeof f === 'function'
@@ -57,7 +64,16 @@ const NO_SCOPE = { runInAsyncScope: (fn, receiver, ...args) => fn.apply(receiver
 
 function statementHandler(stmt, session, resource, callback, complete, onError) {
   let count = 0
+  // An each() row callback threw. node-sqlite3 then delivers nothing more for that each():
+  // no further row, no complete (the exception goes uncaught, see Session._dispatch).
+  let stopped = false
   return (kind, a, b, c) => {
+    if (stopped) {
+      // Rows are still decoded when they name a new shape: later answers refer to it.
+      if (kind === K.CHUNK && c !== undefined) session.rows(a, b, c)
+      if (kind !== K.CHUNK) resource.emitDestroy()
+      return
+    }
     switch (kind) {
       case K.RUN:
         if (callback) {
@@ -82,12 +98,17 @@ function statementHandler(stmt, session, resource, callback, complete, onError) 
       case K.CHUNK: {
         const rows = session.rows(a, b, c)
         if (callback) {
-          resource.runInAsyncScope(() => {
-            for (let i = 0; i < rows.length; i++) {
-              count++
-              callback.call(stmt, null, rows[i])
-            }
-          })
+          try {
+            resource.runInAsyncScope(() => {
+              for (let i = 0; i < rows.length; i++) {
+                count++
+                callback.call(stmt, null, rows[i])
+              }
+            })
+          } catch (e) {
+            stopped = true
+            throw e
+          }
         }
         return // more messages follow for this request
       }
@@ -122,10 +143,23 @@ class Statement {
     Object.defineProperty(this, 'sql', { value: sql, enumerable: false, writable: false, configurable: false })
     this[kDb] = db
     this[kFinalized] = false
+    this[kNeverPrepared] = false
+    this[kWaiting] = []
     this[kId] = db._statementId()
+    const unavailable = db._unavailable(() => this._prepare(callback), callback && ((err) => callback.call(db, err)),
+      () => {
+        this[kNeverPrepared] = true
+        this[kWaiting] = null
+      })
+    if (!unavailable) this._prepare(callback)
+  }
+
+  /** Sends the prepare, then the operations made while it waited for the Database. */
+  _prepare(callback) {
+    const db = this[kDb]
     const session = db._session
     const resource = scope('sqlite3.Statement.Prepare')
-    db._send((id) => session.native.prepare(id, this[kId], sql), (kind, a, b, c) => {
+    db._send((id) => session.native.prepare(id, this[kId], this.sql), (kind, a, b, c) => {
       if (kind === K.ERROR) {
         const err = errorOf(a, b, c)
         if (callback) resource.runInAsyncScope(callback, undefined, err)
@@ -135,6 +169,25 @@ class Statement {
       }
       resource.emitDestroy()
     })
+    const waiting = this[kWaiting]
+    this[kWaiting] = null
+    for (const operation of waiting) operation()
+  }
+
+  /**
+   * True when `operation` cannot be sent now: it is queued while the prepare waits for the
+   * Database's close to finish, or dropped when this statement will never be prepared (or its
+   * Database is gone, which a statement that is not finalized survives only when its prepare
+   * failed). node-sqlite3 drops those too, without a callback.
+   */
+  _held(operation) {
+    if (this[kWaiting] !== null) {
+      this[kWaiting].push(operation)
+      return true
+    }
+    if (this[kNeverPrepared]) return true
+    const state = this[kDb]._state
+    return !this[kFinalized] && (state === 'closed' || state === 'failed')
   }
 
   _onError(err, callback) {
@@ -146,19 +199,20 @@ class Statement {
    *  While finalize() is still in flight, it is delivered when finalize completes (as in
    *  node-sqlite3, where finalize takes effect only once it has run). */
   _finalizedError(callback) {
-    const deliver = () => {
-      const err = misuse('Statement is already finalized')
+    const deliver = (err) => {
       if (callback) callback.call(this, err)
       else this.emit('error', err)
     }
-    if (this[kFinalizing]) this[kFinalizing].push(deliver)
-    else deliver()
+    const err = misuseInCall('Statement is already finalized')
+    if (this[kFinalizing]) this[kFinalizing].push(() => deliver(err))
+    else deliver(err)
     return this
   }
 
   _execute(mode, args, type) {
     const each = mode === MODE.each
     const { end, callback, complete } = each ? splitEachCallbacks(args) : splitCallback(args)
+    if (this._held(() => this._execute(mode, args, type))) return this
     if (this[kFinalized]) return this._finalizedError(callback || complete)
     const params = parseParams(args, end)
     const db = this[kDb]
@@ -191,6 +245,7 @@ class Statement {
 
   bind(...args) {
     const { end, callback } = splitCallback(args)
+    if (this._held(() => this.bind(...args))) return this
     if (this[kFinalized]) return this._finalizedError(callback)
     const params = parseParams(args, end)
     const db = this[kDb]
@@ -203,6 +258,7 @@ class Statement {
 
   reset(callback) {
     if (callback !== undefined && !isFunction(callback)) throw new TypeError('Argument 0 must be a function')
+    if (this._held(() => this.reset(callback))) return this
     if (this[kFinalized]) return this._finalizedError(callback)
     const db = this[kDb]
     const session = db._session
@@ -214,9 +270,12 @@ class Statement {
 
   /** Releases the statement; the callback gets no arguments. Returns the Database. */
   finalize(callback) {
+    // Checked now, as node-sqlite3 does: a non-function would otherwise be called later.
+    if (callback !== undefined && !isFunction(callback)) throw new TypeError('Argument 0 must be a function')
     const db = this[kDb]
+    if (this._held(() => this.finalize(callback))) return db
     if (this[kFinalized]) {
-      this._finalizedError(isFunction(callback) ? callback : undefined)
+      this._finalizedError(callback)
       return db
     }
     this[kFinalized] = true

@@ -167,6 +167,22 @@ export const cached: Sqlite3Module['cached']
 
 /** Opens (or joins) a database; resolves once it is open and its key checked. */
 export function create(options: CreateOptions | string): Promise<Database>
+
+export interface CloseOnExitOptions {
+  /** How long to wait for the Databases to close before the process ends anyway (default 1500 ms, under PM2's kill_timeout). */
+  timeout?: number
+  /** The signals handled (default `['SIGINT', 'SIGTERM']`). */
+  signals?: NodeJS.Signals[]
+}
+
+/**
+ * On SIGINT/SIGTERM, closes every open Database of this package in this process (a master
+ * hands the file over to the other processes), then ends the process by the same signal. If
+ * the app listens for the signal itself, the Databases are closed and the process is left to
+ * the app. Handlers are installed once; a later call sets the timeout and may add signals.
+ */
+export function closeOnExit(options?: CloseOnExitOptions): void
+
 /** `String(value)` with every single quote doubled; no surrounding quotes. */
 export function escape(value: unknown): string
 export function sanitize(value: unknown): string

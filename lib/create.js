@@ -4,6 +4,7 @@
 const { parseOptions, sessionOptions } = require('./options')
 const { Database } = require('./database')
 const verbose = require('./trace')
+const { track } = require('./shutdown')
 
 function create(input, defaults) {
   let options
@@ -21,6 +22,7 @@ function create(input, defaults) {
       strictKey: true,
       onOpen: (err) => (err ? reject(err) : resolve(db)),
     })
+    track(db)
   })
 }
 

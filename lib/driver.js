@@ -13,6 +13,7 @@ const { Statement } = require('./statement')
 const { Backup } = require('./backup')
 const { parseOptions, sessionOptions } = require('./options')
 const trace = require('./trace')
+const { track } = require('./shutdown')
 const constants = require('./constants')
 
 // node-sqlite3's classes throw this exact text when called without `new` (V8's own text for
@@ -61,7 +62,8 @@ function sqlite3Module(optionsFor, extra) {
   const DriverDatabase = function Database(filename, mode, callback) {
     if (new.target === undefined) throw new TypeError("Class constructors cannot be invoked without 'new'")
     if (typeof filename !== 'string') throw new TypeError('String expected')
-    return Reflect.construct(Base, [filename, mode, callback, optionsFor(filename)], new.target)
+    // Tracked for closeOnExit(), as create()'s Databases are.
+    return track(Reflect.construct(Base, [filename, mode, callback, optionsFor(filename)], new.target))
   }
   DriverDatabase.prototype = Base.prototype
   const module = {

@@ -11,6 +11,18 @@ const C = require('./constants')
 /** Longest Unix socket path (sun_path holds 108 bytes with the final NUL). */
 const MAX_SOCK_PATH = 107
 
+/**
+ * A symlink whose target does not exist yet: creates the target (empty, which SQLite reads as an
+ * empty database), as opening it would. Every process must find the same real path, hence the
+ * same socket, whether it names the link or the target.
+ */
+function createLinkTarget(filename) {
+  try {
+    if (!fs.lstatSync(filename).isSymbolicLink() || fs.existsSync(filename)) return
+    fs.closeSync(fs.openSync(filename, fs.constants.O_RDONLY | fs.constants.O_CREAT, 0o644))
+  } catch {} // SQLite reports what is wrong with the path when it opens it
+}
+
 /** The real path of `filename`, or of its folder when the file does not exist yet. */
 function realPath(filename) {
   try {
@@ -72,6 +84,54 @@ function defaultSock(filename) {
 
 const DEFAULTS = { connectTimeout: 10000, busyTimeout: 5000, transactionTimeout: 30000 }
 
+/**
+ * Every option create() and driver() know: 1.x's (filename, sock, bits, connect, key, serve,
+ * standalone, verbose) and 2.x's. Any other name is refused, since a misspelt option would
+ * otherwise be ignored without a word (`conectTimeout: 5` leaves the 10 s default).
+ */
+const KNOWN = [
+  'filename', 'key', 'bits', 'mode', 'verbose', 'standalone', 'serve', 'connect', 'sock', 'secret',
+  'connectTimeout', 'busyTimeout', 'transactionTimeout',
+]
+
+/** Levenshtein distance: how many letters to add, remove or change to turn `a` into `b`. */
+function distance(a, b) {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      const change = previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1)
+      current[j] = Math.min(change, previous[j] + 1, current[j - 1] + 1)
+    }
+    previous = current
+  }
+  return previous[b.length]
+}
+
+/** The known option `name` is an obvious typo of (case aside, at most a third of it wrong). */
+function closestKnown(name) {
+  let best
+  let bestDistance = Infinity
+  for (const known of KNOWN) {
+    const d = distance(name.toLowerCase(), known.toLowerCase())
+    if (d < bestDistance) {
+      best = known
+      bestDistance = d
+    }
+  }
+  return bestDistance <= Math.max(1, Math.floor(best.length / 3)) ? best : undefined
+}
+
+function refuseUnknown(given) {
+  for (const name of Object.keys(given)) {
+    if (KNOWN.includes(name)) continue
+    const guess = closestKnown(name)
+    throw new TypeError(`sqlite3-cluster: unknown option \`${name}\`` + (guess !== undefined
+      ? ` (did you mean \`${guess}\`?)`
+      : `; the options are ${KNOWN.join(', ')}`))
+  }
+}
+
 function fail(name, expected, value) {
   const shown = typeof value === 'string' ? JSON.stringify(value) : String(value)
   return new TypeError(`sqlite3-cluster: option \`${name}\` must be ${expected} (got ${shown})`)
@@ -98,6 +158,7 @@ function parseOptions(input, defaults = {}) {
   if (given === null || typeof given !== 'object') {
     throw new TypeError('sqlite3-cluster: create() expects a filename or an options object with `filename`')
   }
+  refuseUnknown(given)
   // `null` means "not set", as in 1.x, whose own examples pass `verbose: null, serve: null`.
   const opts = {}
   for (const [name, value] of Object.entries(given)) if (value !== null) opts[name] = value
@@ -150,6 +211,7 @@ function parseOptions(input, defaults = {}) {
   const isStandalone = Boolean(standalone || memory || nowhere)
   let sock = null
   if (!isStandalone) {
+    if (opts.sock === undefined && (mode === undefined || mode & C.OPEN_CREATE)) createLinkTarget(filename)
     sock = opts.sock !== undefined ? path.resolve(opts.sock) : defaultSock(filename)
     const length = Buffer.byteLength(sock)
     if (length > MAX_SOCK_PATH) {

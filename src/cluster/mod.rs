@@ -5,6 +5,7 @@
 //! - [`auth`]: peer credentials and the `secret` challenge.
 //! - [`server`]: the master's listener; each client session becomes an engine session.
 //! - [`descriptors`]: the file descriptors a master keeps for SQLite.
+//! - [`identity`]: one master per database file, whatever path names it.
 //! - [`node`]: this process's membership: the link to the database (engine, client connection,
 //!   or none while electing), replays after failover.
 //!
@@ -14,6 +15,7 @@
 pub mod auth;
 pub mod descriptors;
 pub mod election;
+pub mod identity;
 pub mod node;
 pub mod server;
 pub mod wire;

@@ -26,6 +26,7 @@ use tokio::time::Instant;
 
 use super::auth;
 use super::election::{Lock, Paths};
+use super::identity::{self, Claim, FileLock};
 use super::server::{Server, ServerConfig};
 use super::wire::{self, Challenge, Down, FrameReader, Hello, Proof, Up, Verdict};
 use crate::engine::{begins_transaction, Engine, SessionHandle, Sink};
@@ -90,6 +91,10 @@ enum Link {
   Master {
     engine: Arc<Engine>,
     server: Option<Server>,
+    /// The note that leads other paths of the file to this master (see `identity`).
+    note: Option<PathBuf>,
+    /// Dropped last: the file's lock, then the election's.
+    file: Option<FileLock>,
     lock: Lock,
   },
   Client {
@@ -658,7 +663,13 @@ impl Node {
     );
     drop(state);
     match link {
-      Link::Master { engine, server, lock } => {
+      Link::Master {
+        engine,
+        server,
+        note,
+        file,
+        lock,
+      } => {
         // Graceful handover: stop accepting, answer what clients sent and let their open
         // transactions finish, tell them, close SQLite, then release the lock. This member's
         // session stays until the clients are done: it keeps the connection open for them.
@@ -668,8 +679,12 @@ impl Node {
             server.shutdown().await;
           }
           paths.unpublish();
+          if let Some(note) = note {
+            identity::unpublish(&note, &paths.sock);
+          }
           drop(member);
           let _ = tokio::task::spawn_blocking(move || engine.barrier()).await;
+          drop(file);
           drop(lock);
           done();
         });
@@ -783,7 +798,7 @@ impl Node {
     runtime.spawn(client_reader(conn, reader, Arc::downgrade(self)));
   }
 
-  fn become_master(self: &Arc<Self>, lock: Lock) {
+  fn become_master(self: &Arc<Self>, lock: Lock, file: Option<FileLock>) {
     let listener = match self.paths.bind() {
       Ok(listener) => listener,
       Err(e) => return self.fail(e),
@@ -799,6 +814,8 @@ impl Node {
       Link::Master {
         engine: engine.clone(),
         server: None,
+        note: None,
+        file,
         lock,
       },
     ) {
@@ -835,8 +852,12 @@ impl Node {
     };
     match Server::start(listener, config) {
       Ok(server) => {
-        if let Link::Master { server: slot, .. } = &mut state.link {
+        if let Link::Master {
+          server: slot, note, ..
+        } = &mut state.link
+        {
           *slot = Some(server);
+          *note = identity::publish(&self.options.filename, &self.paths.sock);
         }
       }
       Err(_) => self.paths.unpublish(), // this process still works; clients time out clearly
@@ -989,6 +1010,17 @@ fn resent_by(pending: &VecDeque<(u32, u32, Request)>, session: u32) -> Vec<&Requ
     .collect()
 }
 
+fn elsewhere_why() -> String {
+  "another process is master of this database file through another path to it (a hard link in another folder, or another `sock`), and its socket cannot be found from here: give every process the same `sock`".into()
+}
+
+fn master_elsewhere(filename: &str) -> Error {
+  cluster_error(
+    ClusterCode::MasterExists,
+    format!("{filename}: {}", elsewhere_why()),
+  )
+}
+
 fn master_exists(paths: &Paths, pid: Option<u32>) -> Error {
   let pid = pid.or_else(|| paths.holder_pid());
   let who = pid.map_or("another process".to_string(), |p| format!("process {p}"));
@@ -1007,22 +1039,37 @@ async fn elect(node: Arc<Node>, deadline: Instant) {
   let mut delay = Duration::from_millis(1);
   let mut stalled_pid = None;
   let mut full = None;
+  let mut taken_elsewhere = false;
   loop {
     if !node.has_members() {
       node.lock().electing = false;
       return;
     }
     if options.intent != Intent::Serve {
-      match connect(&node, deadline).await {
-        Ok((reader, write, challenge)) => return node.become_client(reader, write, challenge),
-        Err(Attempt::Fatal(e)) => return node.fail(e),
-        Err(Attempt::Full(why)) => full = Some(why),
-        Err(Attempt::Retry) => {}
+      // Our socket, then (when the file has a master through another path) that master's.
+      let elsewhere = identity::master_sock(&options.filename).filter(|s| *s != node.paths.sock);
+      for sock in std::iter::once(&node.paths.sock).chain(elsewhere.as_ref()) {
+        match connect(&node, sock, deadline).await {
+          Ok((reader, write, challenge)) => return node.become_client(reader, write, challenge),
+          Err(Attempt::Fatal(e)) => return node.fail(e),
+          Err(Attempt::Full(why)) => full = Some(why),
+          Err(Attempt::Retry) => {}
+        }
       }
     }
     if node.can_lead() {
       match node.paths.try_lock() {
-        Ok(Some(lock)) => return node.become_master(lock),
+        Ok(Some(lock)) => match identity::claim(&options.filename) {
+          Ok(Claim::Taken(file)) => return node.become_master(lock, file),
+          Ok(Claim::Held) if options.intent == Intent::Serve => {
+            return node.fail(master_elsewhere(&options.filename))
+          }
+          Ok(Claim::Held) => {
+            drop(lock);
+            taken_elsewhere = true;
+          }
+          Err(e) => return node.fail(e),
+        },
         Ok(None) if options.intent == Intent::Serve => return node.fail(master_exists(&node.paths, None)),
         Ok(None) => stalled_pid = node.paths.holder_pid(),
         Err(e) => return node.fail(e),
@@ -1032,6 +1079,7 @@ async fn elect(node: Arc<Node>, deadline: Instant) {
     if now >= deadline {
       let why = match stalled_pid {
         _ if full.is_some() => full.take().expect("checked"),
+        _ if taken_elsewhere => elsewhere_why(),
         Some(pid) => format!("the master (pid {pid}) holds the lock but does not answer (stopped?)"),
         None if options.intent == Intent::Connect => {
           "no process serves it (a `connect` client never becomes master)".into()
@@ -1056,10 +1104,10 @@ async fn elect(node: Arc<Node>, deadline: Instant) {
 /// Connects and authenticates (both ways) to the master, if one answers.
 async fn connect(
   node: &Node,
+  sock: &std::path::Path,
   deadline: Instant,
 ) -> Result<(FrameReader<OwnedReadHalf>, OwnedWriteHalf, Challenge), Attempt> {
   use std::io::ErrorKind;
-  let sock = &node.paths.sock;
   let stream = match UnixStream::connect(sock).await {
     Ok(stream) => stream,
     // No socket, nobody listening (a master starting or closing), or a backlog full (a

@@ -7,6 +7,7 @@
 
 mod backup;
 mod connection;
+mod identity;
 mod settings;
 mod sqlcipher3;
 mod worker;

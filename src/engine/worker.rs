@@ -17,6 +17,7 @@ use rusqlite::ffi;
 
 use super::backup::{Backup, Direction};
 use super::connection::{Connection, Statement};
+use super::identity::{Change, Watch};
 use super::settings::{self, Settings};
 use super::sqlcipher3;
 use super::{is_query, is_rollback, Command, SessionId, Shared, Sink};
@@ -125,6 +126,10 @@ struct Worker {
   group_horizon: u64,
   /// `BEGIN` and `COMMIT` of read groups, prepared once per connection.
   group_sql: Option<(Statement, Statement)>,
+  /// The file the connection has open, looked at again about once a second (see `identity`).
+  watch: Option<Watch>,
+  /// The file was deleted (or replaced by one that does not open): statements fail with this.
+  gone: Option<Error>,
 }
 
 /// Sinks are flushed at least every this many units of work, so a busy engine never holds
@@ -150,6 +155,8 @@ pub(super) fn run(commands: Receiver<Command>, shared: Arc<Shared>) {
     received: 0,
     group_horizon: 0,
     group_sql: None,
+    watch: None,
+    gone: None,
   };
   loop {
     loop {
@@ -159,6 +166,7 @@ pub(super) fn run(commands: Receiver<Command>, shared: Arc<Shared>) {
         Err(TryRecvError::Disconnected) => return worker.close_connection(),
       }
     }
+    worker.look_at_file();
     if let Some(session) = worker.next_runnable() {
       worker.run_unit(session);
       if worker.group >= GROUP_UNITS {
@@ -172,11 +180,17 @@ pub(super) fn run(commands: Receiver<Command>, shared: Arc<Shared>) {
     }
     worker.end_group();
     worker.flush_sinks();
-    let received = match worker.owner_deadline() {
+    let deadline = match (worker.owner_deadline(), worker.watch_deadline()) {
+      (Some(a), Some(b)) => Some(a.min(b)),
+      (a, b) => a.or(b),
+    };
+    let received = match deadline {
       Some(deadline) => match commands.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
         Err(RecvTimeoutError::Timeout) => {
-          worker.expire_transaction();
-          worker.flush_sinks();
+          if worker.owner_deadline().is_some_and(|d| d <= Instant::now()) {
+            worker.expire_transaction();
+            worker.flush_sinks();
+          }
           continue;
         }
         Err(RecvTimeoutError::Disconnected) => None,
@@ -529,6 +543,13 @@ impl Worker {
       self.reply(session, rid, Response::Error(misuse_not_open()));
       return true;
     }
+    if let Some(gone) = &self.gone {
+      if Self::needs_file(&request) {
+        let gone = gone.clone();
+        self.reply(session, rid, Response::Error(gone));
+        return true;
+      }
+    }
     if let Request::Abort = request {
       session.aborted = true;
       self.reply(session, rid, Response::Done);
@@ -734,6 +755,8 @@ impl Worker {
         .then(|| Duration::from_millis(options.transaction_timeout_ms.into()));
       self.conn = Some(conn);
       self.publish_handle();
+      self.watch = Watch::new(&options.filename);
+      self.gone = None;
     } else if let (Some(key), None) = (&options.key, &self.key) {
       // The connection was opened without a key (a Database waiting for its `PRAGMA key`):
       // this key keys it if it opens the file.
@@ -1383,6 +1406,133 @@ impl Worker {
     self.conn = None;
     self.key = None;
     self.opened_with = None;
+    self.watch = None;
+    self.gone = None;
     self.publish_handle();
+  }
+
+  /// Requests that read or write the database file (what a deleted file fails).
+  fn needs_file(request: &Request) -> bool {
+    !matches!(
+      request,
+      Request::Close
+        | Request::Wait
+        | Request::Finalize { .. }
+        | Request::Reset { .. }
+        | Request::Bind { .. }
+        | Request::Configure(_)
+        | Request::Abort
+    )
+  }
+
+  /// Whether the path may be looked at now: between transactions and read groups, with no
+  /// cursor or backup that a reopen would cut.
+  fn file_may_change(&self) -> bool {
+    self.owner.is_none()
+      && self.group == 0
+      && self
+        .sessions
+        .values()
+        .all(|s| s.stream.is_none() && !s.backups.values().any(Backup::is_live))
+  }
+
+  /// When the engine, idle, should wake up to look at the path.
+  fn watch_deadline(&self) -> Option<Instant> {
+    let watch = self.watch.as_ref()?;
+    self.file_may_change().then(|| watch.due())
+  }
+
+  /// Looks at the path when it is time: a replaced file is opened in place of the old one, a
+  /// deleted one fails what needs it (see `identity`).
+  fn look_at_file(&mut self) {
+    match &self.watch {
+      Some(watch) if Instant::now() >= watch.due() => {}
+      _ => return,
+    }
+    self.end_group();
+    if !self.file_may_change() {
+      return;
+    }
+    let Some(watch) = self.watch.as_mut() else { return };
+    match watch.check(Instant::now()) {
+      Change::Same if self.gone.is_none() => {}
+      // Same identity after a deletion: the inode number was reused by a new file.
+      Change::Same | Change::Replaced => {
+        if let Err(e) = self.reopen() {
+          let path = self
+            .watch
+            .as_ref()
+            .map(|w| w.path().display().to_string())
+            .unwrap_or_default();
+          self.gone = Some(Error::sqlite(
+            e.errno(),
+            format!(
+              "{} (the database file {path} was replaced while open, and the new file does not open)",
+              e.message()
+            ),
+          ));
+        }
+      }
+      Change::Deleted => {
+        let path = watch.path().display().to_string();
+        self.gone = Some(Error::sqlite(
+          ffi::SQLITE_CANTOPEN,
+          format!(
+            "unable to open database file: {path} was deleted while open; put a database back at that path (it is opened within a second) or close the Database"
+          ),
+        ));
+      }
+    }
+  }
+
+  /// Opens the file now at the path in place of the connection's (with its key and hooks), and
+  /// prepares every session's statements again on it. Bindings are not carried over.
+  fn reopen(&mut self) -> Result<(), Error> {
+    let Some(options) = self.opened_with.clone() else {
+      return Ok(());
+    };
+    let fresh = match &self.key {
+      Some(key) => self.open_keyed(&options, key, None)?,
+      None => self.open_connection(&options)?,
+    };
+    // Every statement of the old connection is finalized before it closes.
+    let mut again: Vec<(SessionId, u32, String)> = Vec::new();
+    let mut hooks = Hooks::default();
+    for (sid, session) in self.sessions.iter_mut() {
+      hooks.trace |= session.hooks.trace;
+      hooks.profile |= session.hooks.profile;
+      hooks.change |= session.hooks.change;
+      for (id, statement) in session.statements.iter_mut() {
+        if let Some(statement) = statement.take() {
+          again.push((*sid, *id, statement.sql()));
+        }
+      }
+    }
+    self.cache.clear();
+    self.group_sql = None;
+    self.conn = Some(fresh);
+    self.publish_handle();
+    self.gone = None;
+    if let Some(watch) = self.watch.as_mut() {
+      watch.reopened();
+    }
+    let conn = self.conn.as_mut().expect("just opened");
+    conn.set_hooks(hooks.trace, hooks.profile, hooks.change);
+    for (sid, id, sql) in again {
+      let prepared = conn.prepare(&sql);
+      let Some(session) = self.sessions.get_mut(&sid) else {
+        continue;
+      };
+      match prepared {
+        Ok(prepared) => {
+          session.statements.insert(id, prepared);
+        }
+        Err(_) => {
+          session.statements.remove(&id);
+          session.failed.insert(id);
+        }
+      }
+    }
+    Ok(())
   }
 }

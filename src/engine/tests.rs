@@ -545,3 +545,160 @@ fn a_write_left_active_by_get_is_never_rolled_back_by_a_read_group() {
   assert_eq!(a.reply(4), Response::Done);
   assert_eq!(int_rows(b.call(21, "SELECT count(*) FROM t", Mode::All)), vec![1]);
 }
+
+/// The next message that is not a transaction-state change.
+fn next_message(client: &Client) -> Outgoing {
+  loop {
+    match client.inbox.recv_timeout(WAIT).expect("a message") {
+      Outgoing::Txn(_) => continue,
+      other => return other,
+    }
+  }
+}
+
+#[test]
+fn a_guarded_session_finishes_its_transaction_here_and_leaves_the_rest_unrun() {
+  let path = temp_db("guard");
+  let engine = Engine::for_file(&path);
+  let (a, _) = Client::open(&engine, options(&path));
+  let (b, _) = Client::open(&engine, options(&path));
+  a.call(1, "CREATE TABLE t(x)", Mode::Run);
+  a.call(2, "BEGIN", Mode::Run);
+  a.call(3, "INSERT INTO t VALUES (1)", Mode::Run);
+  // A master starts closing: what comes next runs only inside a transaction already open.
+  a.handle.guard();
+  b.handle.guard();
+  b.query(1, "SELECT count(*) FROM t", Mode::All);
+  a.query(4, "INSERT INTO t VALUES (2)", Mode::Run);
+  a.query(5, "COMMIT", Mode::Run);
+  a.query(6, "SELECT count(*) FROM t", Mode::All);
+  assert!(matches!(
+    next_message(&a),
+    Outgoing::Reply {
+      id: 4,
+      response: Response::Run { .. }
+    }
+  ));
+  assert!(matches!(
+    next_message(&a),
+    Outgoing::Reply {
+      id: 5,
+      response: Response::Run { .. }
+    }
+  ));
+  assert_eq!(
+    next_message(&a),
+    Outgoing::NotRun { id: 6 },
+    "outside its transaction now"
+  );
+  assert_eq!(next_message(&b), Outgoing::NotRun { id: 1 });
+  let (c, _) = Client::open(&engine, options(&path));
+  assert_eq!(int_rows(c.call(1, "SELECT count(*) FROM t", Mode::All)), vec![2]);
+}
+
+/// A sink that takes answers only while `ready`.
+struct GatedSink {
+  out: Mutex<Sender<Outgoing>>,
+  ready: std::sync::atomic::AtomicBool,
+}
+
+impl Sink for GatedSink {
+  fn send(&self, message: Outgoing) {
+    let _ = self.out.lock().unwrap().send(message);
+  }
+
+  fn ready(&self) -> bool {
+    self.ready.load(std::sync::atomic::Ordering::Acquire)
+  }
+}
+
+#[test]
+fn a_session_whose_answers_are_not_taken_runs_nothing_and_others_go_on() {
+  let path = temp_db("ready");
+  let engine = Engine::for_file(&path);
+  let (b, _) = Client::open(&engine, options(&path));
+  b.call(1, "CREATE TABLE t(x)", Mode::Run);
+  let (tx, rx) = channel();
+  let sink = Arc::new(GatedSink {
+    out: Mutex::new(tx),
+    ready: std::sync::atomic::AtomicBool::new(true),
+  });
+  let a = Client {
+    handle: engine.attach(sink.clone()),
+    inbox: rx,
+  };
+  a.handle.send(0, Request::Open(options(&path)));
+  assert_eq!(a.reply(0), Response::Done);
+  sink.ready.store(false, std::sync::atomic::Ordering::Release);
+  a.query(1, "INSERT INTO t VALUES (1)", Mode::Run);
+  assert!(
+    a.inbox.recv_timeout(Duration::from_millis(200)).is_err(),
+    "ran for a session whose sink is backed up"
+  );
+  assert_eq!(int_rows(b.call(2, "SELECT count(*) FROM t", Mode::All)), vec![0]);
+  sink.ready.store(true, std::sync::atomic::Ordering::Release);
+  engine.wake();
+  assert!(matches!(a.reply(1), Response::Run { .. }));
+}
+
+#[test]
+fn a_file_replaced_under_the_engine_is_opened_in_its_place_and_a_deleted_one_fails() {
+  let path = temp_db("replaced");
+  let engine = Engine::for_file(&path);
+  let (a, _) = Client::open(&engine, options(&path));
+  a.call(1, "CREATE TABLE t(v)", Mode::Run);
+  a.call(2, "INSERT INTO t VALUES ('old')", Mode::Run);
+  let prepared = a.prepare(3, 1, "SELECT v FROM t");
+  assert_eq!(prepared, Response::Done);
+  let other = format!("{path}.new");
+  {
+    let db = rusqlite::Connection::open(&other).unwrap();
+    db.execute_batch("CREATE TABLE t(v); INSERT INTO t VALUES ('new');")
+      .unwrap();
+  }
+  std::fs::rename(&other, &path).unwrap();
+  let read = |id: u32| match a.call(id, "SELECT v FROM t", Mode::All) {
+    Response::Rows(rows) => rows.values,
+    other => panic!("unexpected {other:?}"),
+  };
+  let started = std::time::Instant::now();
+  let mut id = 10;
+  while read(id) != vec![Value::Text("new".into())] {
+    assert!(
+      started.elapsed() < Duration::from_secs(5),
+      "still reading the old file"
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    id += 1;
+  }
+  // Its prepared statement was prepared again on the new file.
+  a.handle.send(
+    100,
+    Request::Execute {
+      stmt: 1,
+      params: Params::None,
+      mode: Mode::All,
+    },
+  );
+  match a.reply(100) {
+    Response::Rows(rows) => assert_eq!(rows.values, vec![Value::Text("new".into())]),
+    other => panic!("unexpected {other:?}"),
+  }
+  std::fs::remove_file(&path).unwrap();
+  let started = std::time::Instant::now();
+  loop {
+    id += 1;
+    match a.call(id, "SELECT v FROM t", Mode::All) {
+      Response::Error(e) => {
+        assert_eq!(e.errno(), rusqlite::ffi::SQLITE_CANTOPEN);
+        assert!(e.message().contains("was deleted while open"), "{}", e.message());
+        break;
+      }
+      _ => assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stale reads of a deleted file"
+      ),
+    }
+    std::thread::sleep(Duration::from_millis(50));
+  }
+}

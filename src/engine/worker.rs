@@ -413,7 +413,9 @@ impl Worker {
       self.continue_stream(&mut session);
       true
     } else if let Some((rid, request, arrival)) = session.queue.pop_front() {
-      if arrival >= session.guarded_from && self.owner != Some(id) {
+      // An aborted session still gets its CLUSTER_TXN_ABORTED answers here: the next master
+      // would not know that its transaction was lost.
+      if arrival >= session.guarded_from && self.owner != Some(id) && !session.aborted {
         session.sink.send(Outgoing::NotRun { id: rid });
         true
       } else {

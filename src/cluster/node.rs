@@ -1110,16 +1110,9 @@ async fn connect(
   use std::io::ErrorKind;
   let stream = match UnixStream::connect(sock).await {
     Ok(stream) => stream,
-    // No socket, nobody listening (a master starting or closing), or a backlog full (a
-    // master that does not accept: stopped, or overloaded): look again.
-    Err(e)
-      if matches!(
-        e.kind(),
-        ErrorKind::NotFound | ErrorKind::ConnectionRefused | ErrorKind::WouldBlock
-      ) =>
-    {
-      return Err(Attempt::Retry)
-    }
+    // Anything but a refusal to let us in is passing (no socket, nobody listening while a
+    // master starts or closes, a full backlog, a reset while it closes): look again.
+    Err(e) if e.kind() != ErrorKind::PermissionDenied => return Err(Attempt::Retry),
     Err(e) => {
       return Err(Attempt::Fatal(Error::sqlite(
         rusqlite::ffi::SQLITE_CANTOPEN,

@@ -1,8 +1,6 @@
 //! Who may talk to whom (DESIGN §6): same user on both ends (`SO_PEERCRED`), and, with a
 //! `secret`, a mutual HMAC-SHA256 challenge in which the secret itself never travels.
 
-use std::io::Read;
-
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
@@ -12,17 +10,25 @@ type HmacSha256 = Hmac<Sha256>;
 pub const MASTER: &[u8] = b"sqlite3-cluster master";
 pub const CLIENT: &[u8] = b"sqlite3-cluster client";
 
-/// 32 bytes from the kernel's random source.
-pub fn nonce() -> [u8; 32] {
+/// 32 bytes from the kernel's random source. An error when there is none: a predictable nonce
+/// would let a recorded handshake be replayed, so no handshake runs without one.
+pub fn nonce() -> std::io::Result<[u8; 32]> {
   let mut bytes = [0u8; 32];
-  if let Ok(mut random) = std::fs::File::open("/dev/urandom") {
-    if random.read_exact(&mut bytes).is_ok() {
-      return bytes;
+  let mut filled = 0;
+  while filled < bytes.len() {
+    let rest = &mut bytes[filled..];
+    // SAFETY: getrandom writes at most `rest.len()` bytes into `rest`, which we own.
+    let got = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+    if got < 0 {
+      let e = std::io::Error::last_os_error();
+      if e.kind() == std::io::ErrorKind::Interrupted {
+        continue;
+      }
+      return Err(e);
     }
+    filled += got as usize;
   }
-  // No /dev/urandom (a sandbox): fall back to the kernel call.
-  unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
-  bytes
+  Ok(bytes)
 }
 
 fn mac(secret: &[u8], label: &[u8], first: &[u8; 32], second: &[u8; 32]) -> HmacSha256 {
@@ -55,6 +61,7 @@ pub fn verify(
 
 /// This process's effective user id.
 pub fn euid() -> u32 {
+  // SAFETY: geteuid has no arguments and cannot fail.
   unsafe { libc::geteuid() }
 }
 
@@ -64,7 +71,7 @@ mod tests {
 
   #[test]
   fn proofs_bind_secret_label_and_nonces() {
-    let (a, b) = (nonce(), nonce());
+    let (a, b) = (nonce().unwrap(), nonce().unwrap());
     assert_ne!(a, b);
     let p = prove(b"s3cret", CLIENT, &a, &b);
     assert!(verify(Some(b"s3cret"), CLIENT, &a, &b, Some(&p)));

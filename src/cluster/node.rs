@@ -1095,7 +1095,12 @@ async fn elect(node: Arc<Node>, deadline: Instant) {
         ),
       ));
     }
-    let jitter = Duration::from_micros(u64::from(auth::nonce()[0]) * delay.as_micros() as u64 / 256);
+    // Spreads the retries of processes that started together (not a secret: the clock will do).
+    let clock = std::time::SystemTime::now()
+      .duration_since(std::time::UNIX_EPOCH)
+      .map_or(0, |d| d.subsec_nanos());
+    let spread = u64::from(clock ^ std::process::id()) % 256;
+    let jitter = Duration::from_micros(spread * delay.as_micros() as u64 / 256);
     tokio::time::sleep((delay + jitter).min(deadline - now)).await;
     delay = (delay * 2).min(Duration::from_millis(50));
   }
@@ -1139,7 +1144,12 @@ async fn connect(
   let mut reader = FrameReader::new(read, wire::HANDSHAKE_LIMIT);
   let secret = node.options.secret.clone();
   let handshake = async {
-    let nonce = auth::nonce();
+    let nonce = auth::nonce().map_err(|e| {
+      Attempt::Fatal(cluster_error(
+        ClusterCode::Auth,
+        format!("no random numbers for the handshake with the master ({e}): the kernel's getrandom failed"),
+      ))
+    })?;
     let hello = Hello {
       magic: wire::MAGIC,
       version: wire::VERSION,

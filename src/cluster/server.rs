@@ -230,7 +230,9 @@ async fn handshake<R: tokio::io::AsyncRead + Unpin>(
   if hello.magic != wire::MAGIC {
     return Ok(false);
   }
-  let nonce = auth::nonce();
+  let Ok(nonce) = auth::nonce() else {
+    return Ok(false); // no random source: no handshake (the client sees the connection close)
+  };
   let secret = config.secret.as_deref();
   let challenge = Challenge {
     magic: wire::MAGIC,

@@ -32,8 +32,10 @@ pub struct Connection {
   interrupted: Option<Arc<AtomicBool>>,
 }
 
-// The engine thread owns the connection; `sqlite3_interrupt` is the only call made from other
-// threads, and it goes through `Engine::interrupt`, which holds the handle's lock.
+// SAFETY: a Connection is created on one thread and then moved to the engine thread, which is
+// the only one that uses it (other threads stop statements through the `interrupted` flag, never
+// through the handle). SQLite is built threadsafe, so moving the handle between threads is
+// allowed; it is never used from two threads at once.
 unsafe impl Send for Connection {}
 
 impl Connection {
@@ -451,6 +453,8 @@ pub struct Statement {
   pub pragma: bool,
 }
 
+// SAFETY: as for `Connection`: a statement lives on the engine thread with its connection, and
+// is finalized there, before the connection closes.
 unsafe impl Send for Statement {}
 
 impl Statement {

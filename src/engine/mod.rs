@@ -6,6 +6,7 @@
 //! is a plain OS thread: it never runs on a tokio worker and never blocks the JavaScript thread.
 
 mod backup;
+mod cache;
 mod connection;
 mod identity;
 mod settings;
@@ -100,11 +101,10 @@ struct Shared {
 }
 
 struct InterruptTarget {
-  db: *mut ffi::sqlite3,
+  /// A connection is open (there is something to interrupt).
+  open: bool,
   running: SessionId,
 }
-
-unsafe impl Send for InterruptTarget {}
 
 /// The handle to one engine thread.
 pub struct Engine {
@@ -134,7 +134,7 @@ impl Engine {
     let (tx, rx) = mpsc::channel();
     let shared = Arc::new(Shared {
       interrupt: Mutex::new(InterruptTarget {
-        db: std::ptr::null_mut(),
+        open: false,
         running: 0,
       }),
       interrupted: Arc::new(AtomicBool::new(false)),
@@ -213,7 +213,7 @@ impl SessionHandle {
       .interrupt
       .lock()
       .unwrap_or_else(|e| e.into_inner());
-    if target.running == self.session && !target.db.is_null() {
+    if target.running == self.session && target.open {
       self.engine.shared.interrupted.store(true, Ordering::Relaxed);
     }
   }

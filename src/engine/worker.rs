@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use rusqlite::ffi;
 
 use super::backup::{Backup, Direction};
+use super::cache::StatementCache;
 use super::connection::{Connection, Statement};
 use super::identity::{Change, Watch};
 use super::settings::{self, Settings};
@@ -109,7 +110,7 @@ struct Worker {
   owner_idle_since: Instant,
   /// `transactionTimeout` of the session that opened the connection.
   transaction_timeout: Option<Duration>,
-  cache: HashMap<String, Statement>,
+  cache: StatementCache,
   /// Sinks that received messages since the last flush.
   touched: Vec<(SessionId, Arc<dyn Sink>)>,
   units_since_flush: u32,
@@ -148,7 +149,7 @@ pub(super) fn run(commands: Receiver<Command>, shared: Arc<Shared>) {
     owner: None,
     owner_idle_since: Instant::now(),
     transaction_timeout: None,
-    cache: HashMap::new(),
+    cache: StatementCache::new(CACHE_CAPACITY),
     touched: Vec::new(),
     units_since_flush: 0,
     group: 0,
@@ -836,7 +837,7 @@ impl Worker {
   fn publish_handle(&mut self) {
     self.applied = Settings::default();
     let mut target = self.shared.interrupt.lock().unwrap_or_else(|e| e.into_inner());
-    target.db = self.conn.as_ref().map_or(std::ptr::null_mut(), |c| c.handle());
+    target.open = self.conn.is_some();
   }
 
   /// One operation of a session's `db.backup()`.
@@ -1029,7 +1030,7 @@ impl Worker {
     params: Params,
     mode: Mode,
   ) -> Option<Response> {
-    let mut stmt = match self.cache.remove(&sql) {
+    let mut stmt = match self.cache.take(&sql) {
       Some(stmt) => stmt,
       None => match self.conn().prepare(&sql) {
         Ok(Some(stmt)) => stmt,
@@ -1062,12 +1063,7 @@ impl Worker {
   fn recycle(&mut self, sql: String, mut stmt: Statement) {
     stmt.reset();
     stmt.clear_bindings();
-    if self.cache.len() >= CACHE_CAPACITY {
-      if let Some(victim) = self.cache.keys().next().cloned() {
-        self.cache.remove(&victim);
-      }
-    }
-    self.cache.insert(sql, stmt);
+    self.cache.put(sql, stmt);
   }
 
   /// Before a statement runs: a plain query (`query`) joins the read group, or opens one when

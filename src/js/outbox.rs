@@ -33,6 +33,9 @@ struct State {
   tsfn: sys::napi_threadsafe_function,
 }
 
+// SAFETY: the threadsafe function handle is the one N-API object made to be used from any
+// thread (`napi_call_threadsafe_function`); it is read and cleared only under the outbox's mutex,
+// and nulled by the finalizer before Node frees it.
 unsafe impl Send for State {}
 
 impl Outbox {

@@ -462,7 +462,7 @@ describe('side by side with node-sqlite3', () => {
     const ourOut = {}
     const expected = {}
     for (const [label, [code, message]] of Object.entries(cases)) {
-      // eslint-disable-next-line no-new-func
+      // eslint-disable-next-line no-new-func -- the snippet the probe above ran against node-sqlite3
       const fn = new Function('Backup', 'db', 'foreign', 'f', code)
       const e = thrown(() => fn(Backup, db, foreign, f))
       ourOut[label] = e === 'no throw' ? e : { name: e.name, message: e.message }

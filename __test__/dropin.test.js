@@ -126,7 +126,11 @@ afterEach(async () => {
   openDbs.clear()
   const children = [...live]
   for (const child of children) {
-    try { child.kill('SIGKILL') } catch {}
+    try {
+      child.kill('SIGKILL')
+    } catch {
+      // the child has already exited
+    }
   }
   await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null
     ? null : new Promise((resolve) => c.once('exit', resolve)))))
@@ -325,7 +329,6 @@ describe('new Database() joins the cluster of its file (auto mode, like create()
     const summary = JSON.parse(out.stdout)
     expect(summary.roles).toEqual({ master: 601 })
     expect(summary.rows).toEqual([1, 2, 3].map((phase) => ({ phase, n: 200, d: 200 })))
-    // eslint-disable-next-line no-console
     if (process.env.DROPIN_VERBOSE) console.log('200 Databases:', summary.ms, 'total', out.ms, 'ms')
   })
 })

@@ -41,7 +41,7 @@ afterEach(async () => {
         const t = setTimeout(resolve, 2000)
         st.finalize(() => { clearTimeout(t); resolve() })
       })
-    } catch (e) { /* already finalized */ }
+    } catch { /* already finalized */ }
   }
   openStatements.clear()
   for (const db of openDbs) {
@@ -80,7 +80,7 @@ function closeQuietly(db) {
       const noop = () => {}
       db.on('error', noop)
       db.close(() => done())
-    } catch (e) {
+    } catch {
       done()
     }
   })

@@ -29,7 +29,9 @@ afterEach(async () => {
   for (const child of children) {
     try {
       process.kill(child.pid, 'SIGKILL')
-    } catch {}
+    } catch {
+      // the child has already exited
+    }
   }
   await Promise.all(children.map((c) => c.exited))
 })
@@ -315,7 +317,9 @@ describe('PM2 cluster mode', () => {
     await pm2('kill').catch(() => {})
     try {
       process.kill(Number(fs.readFileSync(path.join(home, 'pm2.pid'), 'utf8')), 'SIGKILL')
-    } catch {}
+    } catch {
+      // no pm2 daemon left, or it has already exited
+    }
   })
 
   /** Starts `name` (4 instances of app.js), reloads it under load, deletes it; what the load saw. */

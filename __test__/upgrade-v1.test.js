@@ -93,7 +93,9 @@ class Proc {
   kill() {
     try {
       process.kill(-this.child.pid, 'SIGKILL')
-    } catch {}
+    } catch {
+      // the process group has already exited
+    }
     return this.exited
   }
 }

@@ -12,7 +12,9 @@ function killAll(signal = 'SIGKILL') {
   for (const child of live) {
     try {
       child.kill(signal)
-    } catch {}
+    } catch {
+      // the child has already exited
+    }
   }
   live.clear()
 }

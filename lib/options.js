@@ -20,7 +20,9 @@ function createLinkTarget(filename) {
   try {
     if (!fs.lstatSync(filename).isSymbolicLink() || fs.existsSync(filename)) return
     fs.closeSync(fs.openSync(filename, fs.constants.O_RDONLY | fs.constants.O_CREAT, 0o644))
-  } catch {} // SQLite reports what is wrong with the path when it opens it
+  } catch {
+    // SQLite reports what is wrong with the path when it opens it
+  }
 }
 
 /** The real path of `filename`, or of its folder when the file does not exist yet. */
@@ -32,7 +34,9 @@ function realPath(filename) {
     let dir = path.dirname(absolute)
     try {
       dir = fs.realpathSync(dir)
-    } catch {}
+    } catch {
+      // the folder does not exist either: the path is kept as given (SQLite reports it on open)
+    }
     return path.join(dir, path.basename(absolute))
   }
 }

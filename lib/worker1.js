@@ -275,7 +275,9 @@ const HANDLERS = {
       if (unlink && entry.filename && entry.filename !== ':memory:' && !entry.filename.startsWith('file:')) {
         try {
           fs.unlinkSync(entry.filename)
-        } catch {}
+        } catch {
+          // best effort, like Worker1's `unlink`: a file that cannot be removed is not an error
+        }
       }
     }
     return response

@@ -143,7 +143,7 @@ async function worker() {
       await call(db, 'run', 'COMMIT')
       stats.writes += batch.length
       fresh.push(...batch)
-    } catch (e) {
+    } catch {
       // The master died during this transaction: it is gone, and so is every write in it
       // unless the COMMIT itself was in flight. Either way nothing is retried blindly.
       stats.unconfirmed += batch.length

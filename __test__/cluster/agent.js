@@ -7,7 +7,9 @@ const { create } = require('../..')
 const { NativeSession } = require('../../lib/native')
 
 let db = null
-let joined = null
+// The sessions of joinOnly: held here so that the garbage collector cannot drop them while the
+// test runs.
+const joined = []
 
 function errorInfo(e) {
   return { message: e.message, code: e.code, errno: e.errno, masterPid: e.masterPid, rows: e.rows }
@@ -35,7 +37,7 @@ const ops = {
   },
   /** Joins the cluster of `sock` the way a Database does, but sends no open (yet). */
   joinOnly(filename, sock) {
-    joined = new NativeSession(filename, () => {}, { sock, intent: 'auto', connectTimeout: 5000 })
+    joined.push(new NativeSession(filename, () => {}, { sock, intent: 'auto', connectTimeout: 5000 }))
     return null
   },
   cluster: () => db.cluster,

@@ -57,7 +57,9 @@ class Agent {
   kill(signal = 'SIGKILL') {
     try {
       process.kill(this.pid, signal)
-    } catch {}
+    } catch {
+      // the process has already exited
+    }
     return signal === 'SIGKILL' ? this.exited : Promise.resolve()
   }
 }
@@ -71,7 +73,9 @@ async function killAll() {
   for (const child of children) {
     try {
       child.kill('SIGKILL')
-    } catch {}
+    } catch {
+      // the child has already exited
+    }
   }
   await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null
     ? null : new Promise((resolve) => c.once('exit', resolve)))))

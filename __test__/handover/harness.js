@@ -94,7 +94,9 @@ class Agent {
   signal(name) {
     try {
       process.kill(this.pid, name)
-    } catch {}
+    } catch {
+      // the process has already exited
+    }
   }
 
   kill() {
@@ -144,7 +146,9 @@ function script(file, args = [], { env = {}, command, detached = false } = {}) {
   proc.send = (line) => {
     try {
       child.stdin.write(line + '\n')
-    } catch {}
+    } catch {
+      // stdin is closed: the process has exited
+    }
   }
   proc.waitLine = (match, ms = 10000) => {
     const seen = proc.lines.find(match)
@@ -179,7 +183,9 @@ function descendants(pid) {
     let text = ''
     try {
       text = fs.readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8')
-    } catch {}
+    } catch {
+      // the task has exited: no children
+    }
     for (const child of text.split(/\s+/).filter(Boolean).map(Number)) {
       found.push(child, ...descendants(child))
     }
@@ -191,7 +197,9 @@ function killPid(pid) {
   for (const sig of ['SIGCONT', 'SIGKILL']) {
     try {
       process.kill(pid, sig)
-    } catch {}
+    } catch {
+      // the process has already exited
+    }
   }
 }
 

@@ -92,7 +92,9 @@ async function killAll() {
   for (const child of children) {
     try {
       child.kill('SIGKILL')
-    } catch {}
+    } catch {
+      // the child has already exited
+    }
   }
   await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null
     ? null : new Promise((resolve) => c.once('close', resolve)))))

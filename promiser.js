@@ -1,6 +1,6 @@
 'use strict'
 // require('sqlite3-cluster/promiser'): SQLite WASM's sqlite3Worker1Promiser (v1) and
-// sqlite3Worker1Promiser.v2, with the reference's behaviour (contracts/worker1.md §10). The
+// sqlite3Worker1Promiser.v2, with the reference's behaviour (docs/worker1.md#promiser). The
 // default worker is this package's Worker1 script in a worker_threads Worker.
 
 const { Worker } = require('worker_threads')

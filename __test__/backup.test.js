@@ -1,10 +1,10 @@
 'use strict'
-// Online backup: `db.backup(...)` and the `Backup` class (contracts/node-sqlite3.md §13; node-sqlite3
+// Online backup: `db.backup(...)` and the `Backup` class (docs/node-sqlite3.md#backup; node-sqlite3
 // src/backup.cc), in standalone, master and cluster-client mode, and of encrypted databases.
 //
 // Where node-sqlite3 defines the behaviour, each scenario runs against the real `sqlite3` module
 // and against this package (as a master and standalone), checks that the real module shows what
-// the contract says (so the scenario is meaningful), and asserts that the observations are equal.
+// docs/node-sqlite3.md#backup says (so the scenario is meaningful), and asserts that the observations are equal.
 
 const crypto = require('crypto')
 const fs = require('fs')
@@ -294,7 +294,7 @@ describe('side by side with node-sqlite3', () => {
       log.push({ at: 'the copy', copyMatchesSource: copy.n === source.n && copy.digest === source.digest, integrity: copy.integrity, n: copy.n })
     })
 
-    // node-sqlite3 shows what the contract says.
+    // node-sqlite3 shows what docs/node-sqlite3.md#backup says.
     const r = out.sqlite3
     const steps = r.filter((e) => e.at === 'step callback')
     expect(steps.length).toBeGreaterThan(3)

@@ -1,5 +1,5 @@
 'use strict'
-// Cluster mode with real processes, real sockets and real kill -9 (DESIGN §4–§6).
+// Cluster mode with real processes, real sockets and real kill -9 (docs/election.md, failover.md, sessions.md, security.md).
 
 const fs = require('fs')
 const net = require('net')

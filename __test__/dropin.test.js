@@ -1,5 +1,5 @@
 'use strict'
-// The package installed *as* `sqlite3` (DESIGN §2.1–2.3, contracts/node-sqlite3.md §1, §4, §12):
+// The package installed *as* `sqlite3` (docs/api.md; docs/node-sqlite3.md#the-module, #opening, #the-cache):
 // the module's shape, `new Database()` joining the cluster of its file, `driver(options)`,
 // `cached`, `PRAGMA key` as the ORMs' route to SQLCipher, the socket path fallback for deep
 // folders and 1.x's `null` options. Real processes (dropin/agent.js) wherever a second process
@@ -456,7 +456,7 @@ describe('cached.Database, side by side with node-sqlite3', () => {
 
   test('one object per resolved filename, callbacks (null) with this === db, :memory: never cached', async () => {
     const [theirs, mine] = [await scenario(real, tmpDir('cached-real')), await scenario(ours, tmpDir('cached-ours'))]
-    // The scenario shows what the contract says, in node-sqlite3 itself.
+    // The scenario shows what docs/node-sqlite3.md#the-cache says, in node-sqlite3 itself.
     expect(theirs).toContainEqual(['second returned', true, true, true])
     expect(theirs).toContainEqual(['third cb', null, true, false])
     expect(mine).toEqual(theirs)

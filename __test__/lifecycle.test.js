@@ -1,11 +1,11 @@
 'use strict'
 // Lifecycle, configuration, events, scheduling helpers, interrupt, error delivery, async
-// context and verbose mode of the node-sqlite3 API (contracts/node-sqlite3.md §2–5, 9–11, 14,
-// 17), plus this package's own create()/escape surface (DESIGN.md §2).
+// context and verbose mode of the node-sqlite3 API (docs/node-sqlite3.md: objects, order of calls, opening, methods,
+// errors, events, verbose mode, async context), plus this package's own create()/escape surface (docs/api.md).
 //
 // Where node-sqlite3 defines the behaviour, each test runs the same scenario against the real
 // `sqlite3` module and against this package, checks that the real module shows what the
-// contract says (so the scenario is meaningful), and asserts that both observations are equal.
+// docs/node-sqlite3.md says (so the scenario is meaningful), and asserts that both observations are equal.
 
 const fs = require('fs')
 const os = require('os')
@@ -449,7 +449,7 @@ describe('close: db.close([callback])', () => {
     expect(r.ours).toEqual(r.sqlite3)
   })
 
-  test('this package: calls right after close() fail with Database handle is closed even without serialize() (always serialized, DESIGN §2.3)', async () => {
+  test('this package: calls right after close() fail with Database handle is closed even without serialize() (always serialized, docs/api.md#the-database)', async () => {
     const obs = await observe(ours, async (mod, obs, done) => {
       const db = await openDb(mod)
       db.close((err) => obs.push(['close cb', err]))
@@ -907,7 +907,7 @@ describe('async context', () => {
     expect(sorted(r.ours)).toEqual(sorted(r.sqlite3))
   })
 
-  test('this package: exec/wait/close callbacks also run in the async context of their call (DESIGN §2.3)', async () => {
+  test('this package: exec/wait/close callbacks also run in the async context of their call (docs/api.md#the-database)', async () => {
     // node-sqlite3 itself does not propagate the context to Database-level work (exec, wait).
     const obs = await observe(ours, async (mod, obs, done) => {
       const db = await openDb(mod)

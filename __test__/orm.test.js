@@ -1,5 +1,5 @@
 'use strict'
-// ORMs on sqlite3-cluster, each in real processes (DESIGN §2.1, §2.3): knex 3, sequelize 6,
+// ORMs on sqlite3-cluster, each in real processes (docs/api.md#entry-points, #the-database): knex 3, sequelize 6,
 // TypeORM 0.3, the `sqlite` 5 wrapper and objection 3. Each runs the scripts of __test__/orm/
 // on three routes: `driver` (the ORM is handed require('sqlite3-cluster').driver()), `alias` (the
 // ORM loads `sqlite3` itself and gets this package, as after `npm install
@@ -22,7 +22,7 @@ const REAL_DEADLINE_MS = 10000
 const UNIQUE = 'SQLITE_CONSTRAINT: UNIQUE constraint failed: t.c'
 const BLOB_HEX = Buffer.from([0, 1, 2, 0x27, 0x7f, 0x80, 0xfe, 0xff, 0]).toString('hex')
 const DATE = new Date('2024-02-29T12:34:56.789Z')
-// `new Database()` stays in-process on a one-CPU machine (DESIGN §2.1).
+// `new Database()` stays in-process on a one-CPU machine (docs/api.md#standalone-or-cluster).
 const CLUSTERED = os.cpus().length > 1
 
 /**

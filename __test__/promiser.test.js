@@ -1,6 +1,6 @@
 'use strict'
 // Differential tests of `sqlite3-cluster/promiser` against the real sqlite3Worker1Promiser of
-// @sqlite.org/sqlite-wasm@3.54.1-build1 (contracts/worker1.md §10). The real promiser drives the
+// @sqlite.org/sqlite-wasm@3.54.1-build1 (docs/worker1.md#promiser). The real promiser drives the
 // real Worker1 (reference-worker.mjs); ours drives our worker1.js, both through the
 // `{postMessage, onmessage}` wrapper of the harness. A scenario logs how every call settled
 // (normalized envelope, row messages given to a function callback, synchronous throws), and

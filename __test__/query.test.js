@@ -2,7 +2,7 @@
 // Differential tests: every scenario runs against the real node-sqlite3 (`sqlite3`, devDependency)
 // and against this package, records normalized observations (callback arguments, receivers,
 // `this.lastID/changes`, rows, error shapes, number of callback calls) and requires them to be
-// deep-equal. Contract: contracts/node-sqlite3.md §5–§9, §17.
+// deep-equal. What is followed: docs/node-sqlite3.md, #database-methods to #errors, and #easy-to-miss-points.
 //
 // node-sqlite3 runs in serialized mode (`db.serialize()`) so that no scenario depends on its
 // parallel-mode ordering; this package always runs calls in order.
@@ -645,7 +645,7 @@ describe('prepare errors', () => {
 
 // =============================================================================================
 
-describe('parameter binding (§6)', () => {
+describe('parameter binding (docs/node-sqlite3.md#parameters)', () => {
   const get = (ctx, sql, ...params) => ctx.q('get', sql, ...params)
 
   test('array binds positionally; further arguments are ignored', async () => {
@@ -773,7 +773,7 @@ describe('parameter binding (§6)', () => {
 
 // =============================================================================================
 
-describe('value mapping (§8)', () => {
+describe('value mapping (docs/node-sqlite3.md#values)', () => {
   /** Binds `value` into a TEXT column and an untyped column and reads back what is stored. */
   async function stored(ctx, value) {
     const cb = ctx.rec()
@@ -943,7 +943,7 @@ describe('value mapping (§8)', () => {
 
 // =============================================================================================
 
-describe('Statement API (§7)', () => {
+describe('Statement API (docs/node-sqlite3.md#statements)', () => {
   const prepare = (ctx, sql, ...args) => ctx.track(ctx.db.prepare(sql, ...args))
 
   test('prepare -> bind -> successive get() walk the rows, undefined (1 arg) at the end, reset() rewinds', async () => {

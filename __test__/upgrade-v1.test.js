@@ -1,5 +1,5 @@
 'use strict'
-// Upgrading from 1.x (DESIGN §11): files 1.x keyed on SQLCipher 3 (fixtures/v1, see its
+// Upgrading from 1.x (docs/upgrading-from-1x.md): files 1.x keyed on SQLCipher 3 (fixtures/v1, see its
 // README) open with the options the 1.x app passed, migrated once to SQLCipher 4 with the
 // original kept beside them as `<file>.sqlcipher3-backup`; 1.x's own test programs run
 // unmodified. Every test works on a copy of a fixture in a fresh temporary folder, in real

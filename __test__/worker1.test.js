@@ -1,18 +1,18 @@
 'use strict'
 // Differential tests of `sqlite3-cluster/worker1` against the real Worker1 of
-// @sqlite.org/sqlite-wasm@3.54.1-build1 (contracts/worker1.md). Every scenario is a sequence of
+// @sqlite.org/sqlite-wasm@3.54.1-build1 (docs/worker1.md). Every scenario is a sequence of
 // requests, run in a fresh temp dir on each side (same relative file names); the normalized
 // message lists — row messages, sentinels and final responses — must be equal
 // (harness: __test__/worker1/harness.js). A few checks on the reference's own answers pin the
-// contract points a scenario is about.
+// points of docs/worker1.md a scenario is about.
 //
 // The reference worker is shared by the whole file (every db it has open is closed before each
 // test); each of our workers lives for one test. Cases where the reference is defective
-// (contract §9) and what it cannot do (SQLCipher keys, sharing a db with create()) are tested on
+// (docs/worker1.md#reference-defects) and what it cannot do (SQLCipher keys, sharing a db with create()) are tested on
 // our worker alone, at the end.
 //
 // SQLITE3_CLUSTER_W1_REFERENCE_ONLY=1 runs the scenarios on the reference alone (with their
-// checks): a test of the harness and of the contract's description of the reference.
+// checks): a test of the harness and of docs/worker1.md's description of the reference.
 
 const fs = require('fs')
 const path = require('path')
@@ -821,7 +821,7 @@ describe('errors', () => {
   })
 })
 
-describe('dbId resolution (contract §6)', () => {
+describe('dbId resolution (docs/worker1.md#dbid-resolution)', () => {
   // Each db knows its own name, so a query shows which db a request ran on.
   // (page_size: see export below.)
   const named = (name) => [

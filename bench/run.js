@@ -1,6 +1,6 @@
 'use strict'
 // `npm run bench`: sqlite3-cluster vs node-sqlite3 vs better-sqlite3 (synchronous ceiling) vs
-// sqlite3-cluster 1.x, on the same data in temp files, against the targets of DESIGN §9.
+// sqlite3-cluster 1.x, on the same data in temp files, against the targets of docs/performance.md#targets.
 // Two tables:
 //   in-process    sqlite3-cluster standalone vs node-sqlite3 and better-sqlite3, each in the
 //                 measuring process with its own connection;
@@ -117,7 +117,7 @@ function sectionRows(section, selected, results) {
 
 function printSection(section, metricRows) {
   const label = (k) => byKey(k).label
-  const header = ['workload', ...section.columns.map(label), ...section.ratioVs.map((k) => `÷ ${label(k)}`), 'DESIGN target']
+  const header = ['workload', ...section.columns.map(label), ...section.ratioVs.map((k) => `÷ ${label(k)}`), 'target']
   const rows = metricRows.map((m) => {
     const sv = m.values[section.subject]
     let target = m.target ? m.target.text : '—'

@@ -4,7 +4,7 @@
 //   { value, samples, extra?: [{ name, unit, target, value, samples, showIn? }] }
 // `extra` adds more rows to the table (e.g. peak RSS next to each()'s rows/s); a table shows an
 // extra row where its subject has a value, or where `showIn` lists the table's subject.
-// `targets` maps an implementation key to its DESIGN §9 target { text, ok(value) }: the
+// `targets` maps an implementation key to its target (docs/performance.md#targets) { text, ok(value) }: the
 // standalone targets belong to 'cluster', the client targets to 'cluster-client'.
 // Optional `impls: [keys]` restricts a workload to some implementations; the others show "—".
 //

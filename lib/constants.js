@@ -1,5 +1,5 @@
 'use strict'
-// node-sqlite3's constants (contract §1): open flags, primary result codes, limit ids.
+// node-sqlite3's constants (docs/node-sqlite3.md#the-module): open flags, primary result codes, limit ids.
 
 const { versions } = require('./native')
 

@@ -1,5 +1,5 @@
 'use strict'
-// create(opts | filename) -> Promise<Database> (DESIGN §2.1).
+// create(opts | filename) -> Promise<Database> (docs/api.md#entry-points).
 
 const { parseOptions, sessionOptions } = require('./options')
 const { Database } = require('./database')

@@ -1,5 +1,5 @@
 'use strict'
-// The Database class: node-sqlite3's API (contracts/node-sqlite3.md) on one engine session.
+// The Database class: node-sqlite3's API (docs/node-sqlite3.md) on one engine session.
 //
 // Every call becomes one request, sent at once; the engine runs a session's requests in call
 // order, so `serialize()` is always in effect (stricter than node-sqlite3's parallel mode,

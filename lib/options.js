@@ -1,5 +1,5 @@
 'use strict'
-// Validation of create()'s options (DESIGN §2.2). Every problem is a TypeError that names the
+// Validation of create()'s options (docs/api.md#options). Every problem is a TypeError that names the
 // option and says what it accepts.
 
 const crypto = require('crypto')

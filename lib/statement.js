@@ -1,5 +1,5 @@
 'use strict'
-// The Statement class: node-sqlite3's prepared statement (contract §7). Each operation is one
+// The Statement class: node-sqlite3's prepared statement (docs/node-sqlite3.md#statements). Each operation is one
 // request to the engine, answered in call order; `get()` without parameters walks the result
 // like a cursor; an operation after `finalize()` fails synchronously.
 //

@@ -1,5 +1,5 @@
 'use strict'
-// node-sqlite3's parameter rules (contract §6, §8.1), applied before values reach the addon:
+// node-sqlite3's parameter rules (docs/node-sqlite3.md#parameters, #values), applied before values reach the addon:
 // which arguments are parameters, positional or named, and what an exotic value binds as.
 
 const { isAnyArrayBuffer, isTypedArray, isDataView, isDate, isRegExp } = require('util').types

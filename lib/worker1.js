@@ -1,5 +1,5 @@
 'use strict'
-// SQLite WASM's Worker1 message API (contracts/worker1.md) on this package's databases: real
+// SQLite WASM's Worker1 message API (docs/worker1.md) on this package's databases: real
 // files, SQLCipher, and the cluster. `Worker1#receive(message)` handles one message at a time,
 // in arrival order, and posts the replies through `post(message, transfer)`.
 //

@@ -199,7 +199,7 @@ pub enum Request {
   /// `db.close()`: fails with `SQLITE_BUSY` while the session holds unfinalized statements.
   Close,
   /// The session's transaction was lost with its master (failover): mark it *aborted*, so that
-  /// its statements fail with `CLUSTER_TXN_ABORTED` until it sends `ROLLBACK` (DESIGN §5).
+  /// its statements fail with `CLUSTER_TXN_ABORTED` until `ROLLBACK` (docs/sessions.md#aborted-sessions).
   Abort,
   /// Worker1's `exec`: a whole script with SQLite WASM's `oo1.DB.exec` semantics.
   Script(Script),

@@ -1,5 +1,5 @@
 'use strict'
-// Differential harness for the Worker1 protocol (contracts/worker1.md): the real Worker1 of
+// Differential harness for the Worker1 protocol (docs/worker1.md): the real Worker1 of
 // @sqlite.org/sqlite-wasm (reference-worker.mjs) and this package's worker1.js, each in a
 // worker_threads Worker, driven with the same request sequences. Responses are normalized
 // (timings dropped, dbIds and temp dirs replaced by placeholders, bytes and BigInts made
@@ -226,7 +226,7 @@ function startWorker(kind, { timeout = REQUEST_TIMEOUT } = {}) {
 }
 
 // wrapWorker(kind) -> { postMessage(msg), onmessage, mkdtemp(), exists(file), close(), ready }:
-// the `{postMessage, onmessage}` shape a Promiser drives (contract §10). Every message,
+// the `{postMessage, onmessage}` shape a Promiser drives (docs/worker1.md#promiser). Every message,
 // including the handshake, goes to `onmessage({ data })`; messages that arrive before
 // `onmessage` is set are delivered, in order, on a later turn after it is set. `ready` resolves
 // when the handshake has arrived.

@@ -1,6 +1,6 @@
 // The real Worker1 of @sqlite.org/sqlite-wasm (devDependency, pinned) as a worker_threads
 // script: the reference side of the differential tests. It makes Node look enough like a Web
-// Worker for `sqlite3.initWorker1API()` (contracts/worker1.md §12), then forwards every message
+// Worker for `sqlite3.initWorker1API()` (docs/worker1.md#running-the-reference), then forwards every message
 // from the parent to the Worker1 `onmessage` as `{ data }`.
 //
 // Its filesystem is the wasm module's private in-memory one (MEMFS), so the harness cannot make
@@ -10,7 +10,7 @@
 import { parentPort } from 'node:worker_threads'
 import sqlite3InitModule from '@sqlite.org/sqlite-wasm'
 
-// A rejected `onmessage` (contract §9: a detached blob buffer cannot be posted) must not kill
+// A rejected `onmessage` (docs/worker1.md#reference-defects: a detached blob buffer cannot be posted) must not kill
 // the worker; the parent is told, so that a request fails at once instead of timing out.
 process.on('unhandledRejection', (err) => {
   parentPort.postMessage({ __harness: 'unhandled', message: String(err && err.stack || err) })

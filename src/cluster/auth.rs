@@ -1,4 +1,4 @@
-//! Who may talk to whom (DESIGN §6): same user on both ends (`SO_PEERCRED`), and, with a
+//! Who may talk to whom (docs/security.md): same user on both ends (`SO_PEERCRED`), and, with a
 //! `secret`, a mutual HMAC-SHA256 challenge in which the secret itself never travels.
 
 use hmac::{Hmac, KeyInit, Mac};

@@ -1,4 +1,4 @@
-//! Who is master (DESIGN §4): whoever holds an exclusive `flock` on the lock file beside the
+//! Who is master (docs/election.md#the-lock): whoever holds an exclusive `flock` on the lock file beside the
 //! socket. The lock file is opened close-on-exec and never unlinked or replaced, so the kernel
 //! releases the lock exactly when the master process dies. Only the lock holder creates the
 //! socket, atomically: bind a temporary name, `chmod`, `rename` over the real one.

@@ -5,7 +5,7 @@
 //! socket), one multiplexed connection to the master (client), or nothing while it looks for
 //! a master (at start and after failover). Members keep what they need to be re-created on the
 //! next master (their open options, prepared statements, settings), so a Database stays
-//! usable across failover (DESIGN §4):
+//! usable across failover (docs/failover.md):
 //! - requests not yet written to the socket go to the next master;
 //! - requests written and unanswered fail with `CLUSTER_MASTER_LOST` (never re-sent blindly);
 //! - a member whose transaction was lost is marked aborted on the next master;
@@ -223,7 +223,7 @@ impl Replay {
   }
 }
 
-/// A key never crosses the socket with `open` (DESIGN §6); `init({ key })` does, on an
+/// A key never crosses the socket with `open` (docs/security.md); `init({ key })` does, on an
 /// authenticated connection, because the user sent it to the master on purpose. A `PRAGMA key`
 /// is tried against the file here, and only the verdict travels.
 fn for_the_wire(request: Request, open: Option<&OpenOptions>) -> Request {

@@ -71,8 +71,8 @@ impl Server {
     })
   }
 
-  /// Stops accepting, lets every connection answer the requests it has read (rolling back
-  /// transactions left open), tells the clients, and waits for the connections to end.
+  /// Stops accepting, lets every connection answer the requests it has read and finish the
+  /// transactions still open (`drain`), tells the clients, and waits for the connections to end.
   pub async fn shutdown(self) {
     let _ = self.closing.send(true);
     // A client accepted just now is counted once the accept loop has stopped.
@@ -208,6 +208,9 @@ impl Sink for ConnSink {
 
 /// Tells a client that this master takes no more clients now (`Verdict::Full`); it looks again.
 async fn refuse(stream: UnixStream, config: Arc<ServerConfig>, why: String) {
+  if !stream.peer_cred().is_ok_and(|cred| cred.uid() == auth::euid()) {
+    return; // only processes of our own user hear anything from us
+  }
   let (read, mut write) = stream.into_split();
   let mut reader = FrameReader::new(read, wire::HANDSHAKE_LIMIT);
   let _ = tokio::time::timeout(
@@ -268,7 +271,7 @@ async fn handshake<R: tokio::io::AsyncRead + Unpin>(
 }
 
 async fn connection(stream: UnixStream, config: Arc<ServerConfig>, closing: watch::Receiver<bool>) {
-  // Only processes of our own user may connect (DESIGN §6).
+  // Only processes of our own user may connect (docs/security.md#peer-credentials).
   match stream.peer_cred() {
     Ok(cred) if cred.uid() == auth::euid() => {}
     _ => return,

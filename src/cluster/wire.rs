@@ -1,4 +1,4 @@
-//! Frames and messages on the cluster socket (DESIGN §7).
+//! Frames and messages on the cluster socket (docs/protocol.md).
 //!
 //! A frame is a `u32` little-endian body length followed by a bincode body. The length is
 //! checked against the reader's limit before anything is reserved for it, and the buffer only

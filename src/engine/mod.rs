@@ -2,7 +2,7 @@
 //!
 //! Every Database handle in this process, and (in a master) every client connection, is a
 //! *session* of the engine of its file. A session's requests run in the order it sent them;
-//! while a session is inside a transaction only its requests run (DESIGN §5). The engine thread
+//! while a session is inside a transaction only its requests run (docs/sessions.md). The engine thread
 //! is a plain OS thread: it never runs on a tokio worker and never blocks the JavaScript thread.
 
 mod backup;
@@ -244,7 +244,7 @@ impl Drop for SessionHandle {
 }
 
 /// Whether `sql` is a `ROLLBACK` of the whole transaction (not `ROLLBACK TO` a savepoint): the
-/// one statement an aborted session may run (DESIGN §5).
+/// one statement an aborted session may run (docs/sessions.md#aborted-sessions).
 pub fn is_rollback(sql: &str) -> bool {
   let words: Vec<String> = sql
     .trim()

@@ -1,7 +1,7 @@
 //! The engine thread: takes commands from sessions, picks whose request runs next, runs it on
 //! the connection and sends the answer to that session's sink.
 //!
-//! Scheduling rules (DESIGN §5): a session's requests run in the order it sent them; sessions
+//! Scheduling rules (docs/sessions.md): a session's requests run in the order it sent them; sessions
 //! take turns, one request (or one `each()` chunk) at a time; while the connection is inside a
 //! transaction that a session opened, only that session runs. An `each()` stream pauses when
 //! its receiver has `WINDOW` chunks unacknowledged, so a slow reader never makes the engine

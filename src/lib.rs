@@ -27,13 +27,18 @@ pub struct Versions {
 pub fn versions() -> Versions {
   use rusqlite::ffi;
   let text = |p: *const std::ffi::c_char| {
+    // SAFETY: `text` is given only the pointers below, from sqlite3_libversion and
+    // sqlite3_sourceid: static NUL-terminated strings.
     unsafe { std::ffi::CStr::from_ptr(p) }
       .to_string_lossy()
       .into_owned()
   };
   Versions {
+    // SAFETY: returns a static string; it needs no connection, nor SQLite initialized.
     sqlite: text(unsafe { ffi::sqlite3_libversion() }),
+    // SAFETY: returns a constant.
     sqlite_number: unsafe { ffi::sqlite3_libversion_number() },
+    // SAFETY: as for `sqlite`.
     source_id: text(unsafe { ffi::sqlite3_sourceid() }),
   }
 }
@@ -43,16 +48,24 @@ pub fn versions() -> Versions {
 pub fn vfs_list() -> Vec<String> {
   use rusqlite::ffi;
   let mut names = Vec::new();
+  // SAFETY: sqlite3_vfs_find(NULL) initializes SQLite if needed and returns the default VFS, or
+  // null.
   let mut vfs = unsafe { ffi::sqlite3_vfs_find(std::ptr::null()) };
   while !vfs.is_null() {
+    // SAFETY: `vfs` is non-null and registered, and SQLite requires a registered VFS to stay valid
+    // until it is unregistered. The walk does not take SQLite's VFS mutex (there is no API for it):
+    // it assumes no VFS is registered or unregistered meanwhile, which only an extension loaded on
+    // an engine thread could do.
     let name = unsafe { (*vfs).zName };
     if !name.is_null() {
       names.push(
+        // SAFETY: `name` is non-null and NUL-terminated, owned by the VFS; it is copied at once.
         unsafe { std::ffi::CStr::from_ptr(name) }
           .to_string_lossy()
           .into_owned(),
       );
     }
+    // SAFETY: as above: `vfs` is registered; `pNext` is the next registered VFS, or null.
     vfs = unsafe { (*vfs).pNext };
   }
   names

@@ -50,17 +50,23 @@ impl Connection {
     let mut db = ptr::null_mut();
     // node-sqlite3 always opens FULLMUTEX; the engine is single-threaded, but interrupt() is not.
     let flags = flags | ffi::SQLITE_OPEN_FULLMUTEX;
+    // SAFETY: `c_name` is NUL-terminated and outlives the call; `&mut db` is a local out-pointer; a
+    // null VFS name selects the default VFS.
     let rc = unsafe { ffi::sqlite3_open_v2(c_name.as_ptr(), &mut db, flags, ptr::null()) };
     if rc != ffi::SQLITE_OK {
       let error = if db.is_null() {
         Error::sqlite(rc, errstr(rc))
       } else {
         let e = Error::sqlite(rc, errmsg(db));
+        // SAFETY: a failed open may still allocate a handle: it is ours alone (no statement exists
+        // yet), its message was copied out above, and it is closed exactly once, here.
         unsafe { ffi::sqlite3_close(db) };
         e
       };
       return Err(error);
     }
+    // SAFETY: `db` was just opened and is owned by this function until it moves into the
+    // `Connection`.
     unsafe {
       ffi::sqlite3_extended_result_codes(db, 1);
       ffi::sqlite3_busy_timeout(db, busy_timeout_ms);
@@ -107,6 +113,9 @@ impl Connection {
     }
     let mut raw = ptr::null_mut();
     let mut tail: *const c_char = ptr::null();
+    // SAFETY: `db` is open for the life of `self`. `sql` is passed with its length in bytes (no NUL
+    // needed) and outlives the call, so `tail` points into it or is null; `raw` is a local
+    // out-pointer, and the statement it receives is owned by the `Statement` made below.
     let rc = unsafe {
       ffi::sqlite3_prepare_v3(
         self.db,
@@ -143,16 +152,20 @@ impl Connection {
   }
 
   pub fn last_insert_rowid(&self) -> i64 {
+    // SAFETY: `db` is open for the life of `self`.
     unsafe { ffi::sqlite3_last_insert_rowid(self.db) }
   }
 
   pub fn total_changes(&self) -> i64 {
+    // SAFETY: `db` is open for the life of `self`.
     unsafe { ffi::sqlite3_total_changes64(self.db) }
   }
 
   /// The database image of schema `main` (`sqlite3_serialize`).
   pub fn serialize(&self) -> Result<Vec<u8>, Error> {
     let mut size: ffi::sqlite3_int64 = 0;
+    // SAFETY: `db` is open for the life of `self`. The schema name is a static C string; flags 0
+    // make SQLite return a copy that we own (freed below).
     let data = unsafe { ffi::sqlite3_serialize(self.db, c"main".as_ptr(), &mut size, 0) };
     if data.is_null() {
       return Err(Error::sqlite(
@@ -160,24 +173,32 @@ impl Connection {
         "the database could not be serialized",
       ));
     }
+    // SAFETY: `data` is non-null and holds the `size` bytes SQLite wrote; they are copied before it
+    // is freed.
     let bytes = unsafe { std::slice::from_raw_parts(data as *const u8, size as usize) }.to_vec();
+    // SAFETY: `data` came from sqlite3_serialize (sqlite3_malloc) and is freed once, after the
+    // copy.
     unsafe { ffi::sqlite3_free(data.cast()) };
     Ok(bytes)
   }
 
   pub fn changes(&self) -> i64 {
+    // SAFETY: `db` is open for the life of `self`.
     unsafe { ffi::sqlite3_changes64(self.db) }
   }
 
   pub fn is_autocommit(&self) -> bool {
+    // SAFETY: `db` is open for the life of `self`.
     unsafe { ffi::sqlite3_get_autocommit(self.db) != 0 }
   }
 
   pub fn set_busy_timeout(&self, ms: i32) {
+    // SAFETY: `db` is open for the life of `self`.
     unsafe { ffi::sqlite3_busy_timeout(self.db, ms) };
   }
 
   pub fn set_limit(&self, id: i32, value: i32) {
+    // SAFETY: `db` is open for the life of `self`. An unknown limit id is ignored by SQLite.
     unsafe { ffi::sqlite3_limit(self.db, id, value) };
   }
 
@@ -229,6 +250,11 @@ impl Connection {
     let c_path =
       CString::new(path).map_err(|_| Error::sqlite(ffi::SQLITE_ERROR, "extension path contains NUL"))?;
     let mut err: *mut c_char = ptr::null_mut();
+    // SAFETY: `db` is open for the life of `self`. The variadic arguments are the (int, int*) this
+    // option takes; `c_path` is NUL-terminated and outlives the call; `err` is a local that SQLite
+    // leaves null or sets to a message it allocated (freed below). Loading runs the extension's own
+    // native code, which no comment can vouch for: it is as trusted as the path the application
+    // passed (node-sqlite3's `loadExtension` has the same contract).
     let rc = unsafe {
       ffi::sqlite3_db_config(
         self.db,
@@ -251,7 +277,10 @@ impl Connection {
     let message = if err.is_null() {
       errmsg(self.db)
     } else {
+      // SAFETY: `err` is non-null, so SQLite set it to a NUL-terminated message; it is copied
+      // before it is freed.
       let m = unsafe { CStr::from_ptr(err) }.to_string_lossy().into_owned();
+      // SAFETY: `err` was allocated by SQLite and is freed once, after the copy.
       unsafe { ffi::sqlite3_free(err.cast()) };
       m
     };
@@ -265,17 +294,27 @@ impl Connection {
   pub fn watch_interrupts(&mut self, flag: Arc<AtomicBool>) {
     let ctx = Arc::as_ptr(&flag) as *mut c_void;
     self.interrupted = Some(flag);
+    // SAFETY: `db` is open for the life of `self`. `ctx` points at the flag inside `flag`, which
+    // `self.interrupted` keeps alive while the handler is registered, and which is freed only after
+    // `drop` closed the connection. The previous flag (replaced just above) may be freed already,
+    // but the handler runs only inside SQLite calls on this connection, and none runs between the
+    // two lines: only this thread makes them, and it is here. The flag is atomic, so other threads
+    // may set it while the handler reads it.
     unsafe { ffi::sqlite3_progress_handler(self.db, PROGRESS_OPS, Some(progress_cb), ctx) };
   }
 
   /// Whether a statement that writes is still active (stepped, not reset; an `INSERT …
   /// RETURNING` read with `get()`, say): its write ends only with that statement.
   pub fn writing(&self) -> bool {
+    // SAFETY: `db` is open for the life of `self`. The statements sqlite3_next_stmt walks are this
+    // connection's, and stay alive during the walk: only this thread prepares or finalizes them.
     let mut stmt = unsafe { ffi::sqlite3_next_stmt(self.db, ptr::null_mut()) };
     while !stmt.is_null() {
+      // SAFETY: `stmt` is a live statement of `db` (as above).
       if unsafe { ffi::sqlite3_stmt_busy(stmt) != 0 && ffi::sqlite3_stmt_readonly(stmt) == 0 } {
         return true;
       }
+      // SAFETY: as above; `stmt` is still live.
       stmt = unsafe { ffi::sqlite3_next_stmt(self.db, stmt) };
     }
     false
@@ -301,6 +340,10 @@ impl Connection {
     let ctx: *mut Vec<Event> = &mut *self.hook_events;
     let mask = (if trace { ffi::SQLITE_TRACE_STMT } else { 0 })
       | (if profile { ffi::SQLITE_TRACE_PROFILE } else { 0 });
+    // SAFETY: `db` is open for the life of `self`. `ctx` points at the Vec inside `hook_events`, a
+    // Box whose content never moves (only the Vec's own buffer does) and is freed only after `drop`
+    // closed the connection. The callbacks run only inside SQLite calls on this connection, made by
+    // this thread, at moments when no Rust reference to the Vec is live.
     unsafe {
       ffi::sqlite3_trace_v2(
         self.db,
@@ -315,10 +358,25 @@ impl Connection {
 
 impl Drop for Connection {
   fn drop(&mut self) {
-    // Every statement is owned by a `Statement` that the engine drops (finalizes) before the
-    // connection, so a plain close succeeds.
-    unsafe { ffi::sqlite3_close(self.db) };
+    // The engine drops (finalizes) every statement before its connection, so the close normally
+    // ends the handle at once. Should a statement or a backup outlive it all the same (a panic
+    // unwinding the engine drops its fields in declaration order), the hooks' contexts
+    // (`hook_events`, the interrupt flag) are freed with `self`: the hooks are removed first, and
+    // `sqlite3_close_v2` keeps the handle alive until its last statement or backup ends.
+    // SAFETY: `db` is open and closed exactly once, here; removing a hook takes a null callback
+    // and context, and nothing else uses the handle on this thread meanwhile.
+    unsafe {
+      ffi::sqlite3_trace_v2(self.db, 0, None, std::ptr::null_mut());
+      ffi::sqlite3_update_hook(self.db, None, std::ptr::null_mut());
+      ffi::sqlite3_progress_handler(self.db, 0, None, std::ptr::null_mut());
+      sqlite3_close_v2(self.db);
+    }
   }
+}
+
+// Not in the generated bindings of the bundled SQLCipher, which exports it (SQLite 3.7.14+).
+extern "C" {
+  fn sqlite3_close_v2(db: *mut ffi::sqlite3) -> c_int;
 }
 
 /// `SQLITE_TRACE_STMT`: the statement's text with its parameters expanded (as the legacy
@@ -338,10 +396,22 @@ pub fn key_material(key: &Key) -> Vec<u8> {
   }
 }
 
+/// # Safety
+///
+/// Called by SQLite only (registered by `Connection::watch_interrupts`): `ctx` must point at a live
+/// `AtomicBool`, the one the connection's `interrupted` holds.
 unsafe extern "C" fn progress_cb(ctx: *mut c_void) -> c_int {
+  // SAFETY: `ctx` is that flag (see the contract above); only a shared reference is made, and the
+  // flag is atomic.
   c_int::from(unsafe { &*(ctx as *const AtomicBool) }.load(Ordering::Relaxed))
 }
 
+/// # Safety
+///
+/// Called by SQLite only (registered by `Connection::set_hooks`), with the arguments
+/// `sqlite3_trace_v2` documents: `ctx` the connection's live `hook_events` Vec, with no other
+/// reference to it live; `p` the statement; `x` its unexpanded SQL text (`SQLITE_TRACE_STMT`) or a
+/// pointer to its run time in nanoseconds (`SQLITE_TRACE_PROFILE`).
 unsafe extern "C" fn trace_cb(
   kind: std::ffi::c_uint,
   ctx: *mut c_void,
@@ -351,27 +421,37 @@ unsafe extern "C" fn trace_cb(
   if ctx.is_null() || p.is_null() {
     return 0;
   }
+  // SAFETY: `ctx` is the Vec of `hook_events` (this function's contract): alive while the
+  // connection is, and not otherwise borrowed during a SQLite call.
   let events = unsafe { &mut *(ctx as *mut Vec<Event>) };
   let stmt = p as *mut ffi::sqlite3_stmt;
   let text = |c: *const c_char| {
     if c.is_null() {
       String::new()
     } else {
+      // SAFETY: `c` is non-null and one of SQLite's NUL-terminated strings, valid during the
+      // callback; it is copied at once.
       unsafe { CStr::from_ptr(c) }.to_string_lossy().into_owned()
     }
   };
   match kind {
     ffi::SQLITE_TRACE_STMT => {
       let raw = x as *const c_char;
+      // SAFETY: for `SQLITE_TRACE_STMT`, non-null `x` is the statement's NUL-terminated SQL text
+      // (or a trigger's comment), valid during the callback.
       let sql = if !raw.is_null() && unsafe { CStr::from_ptr(raw) }.to_bytes().starts_with(b"--") {
         text(raw)
       } else {
+        // SAFETY: `stmt` is the statement being traced, live during the callback; the expanded text
+        // is SQLite's allocation (or null), freed below.
         let expanded = unsafe { ffi::sqlite3_expanded_sql(stmt) };
         let sql = if expanded.is_null() {
           text(raw)
         } else {
           text(expanded)
         };
+        // SAFETY: `expanded` came from sqlite3_expanded_sql and is freed once, after the copy;
+        // sqlite3_free(NULL) does nothing.
         unsafe { ffi::sqlite3_free(expanded.cast()) };
         sql
       };
@@ -381,9 +461,12 @@ unsafe extern "C" fn trace_cb(
       let nanos = if x.is_null() {
         0
       } else {
+        // SAFETY: for `SQLITE_TRACE_PROFILE`, non-null `x` points at the statement's run time, an
+        // i64 in nanoseconds.
         unsafe { *(x as *const i64) }.max(0) as u64
       };
       events.push(Event::Profile {
+        // SAFETY: `stmt` is live during the callback, and so is its SQL text, which `text` copies.
         sql: text(unsafe { ffi::sqlite3_sql(stmt) }),
         nanos,
       });
@@ -393,6 +476,11 @@ unsafe extern "C" fn trace_cb(
   0
 }
 
+/// # Safety
+///
+/// Called by SQLite only (registered by `Connection::set_hooks`): `ctx` the connection's live
+/// `hook_events` Vec, with no other reference to it live; `database` and `table` NUL-terminated
+/// names valid during the call.
 unsafe extern "C" fn update_cb(
   ctx: *mut c_void,
   op: c_int,
@@ -413,9 +501,13 @@ unsafe extern "C" fn update_cb(
     if p.is_null() {
       String::new()
     } else {
+      // SAFETY: `p` is non-null, one of SQLite's NUL-terminated names, valid during the callback;
+      // it is copied at once.
       unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
     }
   };
+  // SAFETY: as in `trace_cb`: `ctx` is the live Vec of `hook_events`, not otherwise borrowed during
+  // the call.
   let events = unsafe { &mut *(ctx as *mut Vec<Event>) };
   events.push(Event::Change {
     kind,
@@ -426,12 +518,15 @@ unsafe extern "C" fn update_cb(
 }
 
 fn errmsg(db: *mut ffi::sqlite3) -> String {
+  // SAFETY: callers (all in this module) pass an open handle: `self.db`, or a statement's
+  // connection. The message stays valid until the next call on `db` and is copied at once.
   unsafe { CStr::from_ptr(ffi::sqlite3_errmsg(db)) }
     .to_string_lossy()
     .into_owned()
 }
 
 fn errstr(rc: c_int) -> String {
+  // SAFETY: sqlite3_errstr returns a static string for every code.
   unsafe { CStr::from_ptr(ffi::sqlite3_errstr(rc)) }
     .to_string_lossy()
     .into_owned()
@@ -495,6 +590,8 @@ impl Statement {
   }
 
   fn db(&self) -> *mut ffi::sqlite3 {
+    // SAFETY: `raw` is live for the life of `self`. `Statement`s are finalized only in `drop`,
+    // before their connection closes.
     unsafe { ffi::sqlite3_db_handle(self.raw) }
   }
 
@@ -503,6 +600,7 @@ impl Statement {
   }
 
   pub fn readonly(&self) -> bool {
+    // SAFETY: `raw` is live for the life of `self`.
     unsafe { ffi::sqlite3_stmt_readonly(self.raw) != 0 }
   }
 
@@ -511,6 +609,8 @@ impl Statement {
     match key {
       ParamKey::Index(i) => *i,
       ParamKey::Name(name) => match CString::new(name.as_str()) {
+        // SAFETY: `raw` is live for the life of `self`. `c` is NUL-terminated and outlives the
+        // call.
         Ok(c) => unsafe { ffi::sqlite3_bind_parameter_index(self.raw, c.as_ptr()) },
         Err(_) => 0,
       },
@@ -518,10 +618,12 @@ impl Statement {
   }
 
   pub fn parameter_count(&self) -> c_int {
+    // SAFETY: `raw` is live for the life of `self`.
     unsafe { ffi::sqlite3_bind_parameter_count(self.raw) }
   }
 
   pub fn column_count(&self) -> usize {
+    // SAFETY: `raw` is live for the life of `self`.
     unsafe { ffi::sqlite3_column_count(self.raw) as usize }
   }
 
@@ -567,16 +669,21 @@ impl Statement {
 
   /// The SQL text the statement was prepared from.
   pub fn sql(&self) -> String {
+    // SAFETY: `raw` is live for the life of `self`.
     let text = unsafe { ffi::sqlite3_sql(self.raw) };
     if text.is_null() {
       return String::new();
     }
+    // SAFETY: `text` is non-null and NUL-terminated, and lives as long as the statement; it is
+    // copied at once.
     unsafe { std::ffi::CStr::from_ptr(text) }
       .to_string_lossy()
       .into_owned()
   }
 
   pub fn step(&mut self) -> c_int {
+    // SAFETY: `raw` is live for the life of `self`. Stepping it runs the connection's hooks, whose
+    // contexts the connection keeps alive (see `set_hooks`).
     let rc = unsafe { ffi::sqlite3_step(self.raw) };
     self.done = rc == ffi::SQLITE_DONE;
     self.status = rc;
@@ -591,6 +698,7 @@ impl Statement {
       rc => {
         // The step's code is the precise one; reset so the statement is reusable.
         let e = self.error(rc);
+        // SAFETY: `raw` is live for the life of `self`.
         unsafe { ffi::sqlite3_reset(self.raw) };
         Err(e)
       }
@@ -598,12 +706,14 @@ impl Statement {
   }
 
   pub fn reset(&mut self) {
+    // SAFETY: `raw` is live for the life of `self`.
     unsafe { ffi::sqlite3_reset(self.raw) };
     self.done = false;
     self.status = ffi::SQLITE_OK;
   }
 
   pub fn clear_bindings(&mut self) {
+    // SAFETY: `raw` is live for the life of `self`.
     unsafe { ffi::sqlite3_clear_bindings(self.raw) };
   }
 
@@ -637,6 +747,10 @@ impl Statement {
       Bind::Skip => return Ok(()),
       Bind::Value(v) => v,
     };
+    // SAFETY: `raw` is live for the life of `self`. `SQLITE_TRANSIENT` makes SQLite copy text and
+    // blobs before returning, so the borrowed pointers need only outlive the call; `s` is UTF-8 and
+    // passed with its exact length. An empty blob passes a one-byte array (alive until the end of
+    // this statement), since a null pointer would bind NULL, not an empty blob.
     let rc = unsafe {
       match value {
         Value::Null => ffi::sqlite3_bind_null(self.raw, index),
@@ -673,6 +787,7 @@ impl Statement {
   /// The column names, computed once per statement (and again if the column count changes
   /// after a schema change).
   pub fn shape(&mut self) -> Arc<Shape> {
+    // SAFETY: `raw` is live for the life of `self`.
     let count = unsafe { ffi::sqlite3_column_count(self.raw) } as usize;
     if let Some(shape) = &self.shape {
       if shape.columns.len() == count {
@@ -681,10 +796,13 @@ impl Statement {
     }
     let columns = (0..count)
       .map(|i| {
+        // SAFETY: `raw` is live for the life of `self`. `i` is below its column count.
         let name = unsafe { ffi::sqlite3_column_name(self.raw, i as c_int) };
         if name.is_null() {
           String::new()
         } else {
+          // SAFETY: `name` is non-null and NUL-terminated, valid until the statement is re-prepared
+          // or asked again; it is copied at once.
           unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned()
         }
       })
@@ -700,11 +818,24 @@ impl Statement {
   /// Appends the current row's values to `out`.
   pub fn read_row(&self, columns: usize, out: &mut Vec<Value>) {
     for i in 0..columns as c_int {
+      // SAFETY: the engine reads a row right after `advance()` returned one, with the width
+      // `shape()` gave. SQLite documents a read with no current row or past the last column as
+      // undefined; its implementation (`columnMem`) checks both and reads NULL, which is what a
+      // stale width (the statement re-prepared with fewer columns by that step) would get.
       out.push(unsafe { self.column(i) });
     }
   }
 
+  /// # Safety
+  ///
+  /// The statement must have a current row (its last step returned `SQLITE_ROW`, and it was not
+  /// reset since) and `i` must be below its column count: SQLite documents anything else as
+  /// undefined.
   unsafe fn column(&self, i: c_int) -> Value {
+    // SAFETY: `raw` is live for the life of `self`. There is a row and `i` is in range (this
+    // function's contract). `sqlite3_column_text`/`_blob` come before `sqlite3_column_bytes`, as
+    // SQLite advises, and their buffers (valid until the next step, reset or type conversion) are
+    // copied before returning.
     unsafe {
       match ffi::sqlite3_column_type(self.raw, i) {
         ffi::SQLITE_INTEGER => Value::Integer(ffi::sqlite3_column_int64(self.raw, i)),
@@ -739,6 +870,8 @@ impl Statement {
 
 impl Drop for Statement {
   fn drop(&mut self) {
+    // SAFETY: `raw` is live and finalized exactly once, here, while its connection is still open:
+    // the engine drops every statement before the connection (see `Connection::drop`).
     unsafe { ffi::sqlite3_finalize(self.raw) };
   }
 }

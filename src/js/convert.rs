@@ -2,6 +2,14 @@
 //!
 //! `lib/values.js` has already reduced exotic objects (Date, RegExp, typed arrays, …) to
 //! strings, numbers and Buffers; what arrives here is a primitive or a Buffer.
+//!
+//! # Safety
+//!
+//! Every `unsafe fn` here has one contract, for its caller to keep: it runs on the JavaScript
+//! thread of `env`, during a call from JavaScript (a `#[napi]` method, or the outbox's `call_js`),
+//! so `env` is live and a handle scope is open; and every `napi_value` it is given is a handle from
+//! that scope. N-API checks each value's type itself: a value of the wrong type is an error status
+//! (returned as `Err`), not undefined behaviour.
 
 use std::ffi::c_char;
 use std::ptr;
@@ -23,40 +31,66 @@ macro_rules! call {
   }};
 }
 
+/// # Safety
+///
+/// `env` and the values given must meet this module's N-API contract (module docs).
 pub unsafe fn type_of(env: sys::napi_env, v: sys::napi_value) -> JsResult<sys::napi_valuetype> {
   let mut t = 0;
+  // SAFETY: the module's N-API contract; `t` is a local the call writes.
   call!(unsafe { sys::napi_typeof(env, v, &mut t) });
   Ok(t)
 }
 
+/// # Safety
+///
+/// `env` and the values given must meet this module's N-API contract (module docs).
 pub unsafe fn string(env: sys::napi_env, v: sys::napi_value) -> JsResult<String> {
   let mut len = 0usize;
+  // SAFETY: the module's N-API contract; a null buffer asks only for the length in bytes, into the
+  // local `len`.
   call!(unsafe { sys::napi_get_value_string_utf8(env, v, ptr::null_mut(), 0, &mut len) });
   let mut buf: Vec<u8> = Vec::with_capacity(len + 1);
   let mut written = 0usize;
+  // SAFETY: the module's N-API contract; `buf` has room for `len + 1` bytes, the text and its NUL,
+  // and N-API writes no more.
   call!(unsafe { sys::napi_get_value_string_utf8(env, v, buf.as_mut_ptr().cast(), len + 1, &mut written) });
+  // SAFETY: N-API initialized the first `written` bytes (the NUL not counted); `written <= len`,
+  // within the capacity.
   unsafe { buf.set_len(written) };
   // N-API writes valid UTF-8 (lone surrogates become U+FFFD, as in node-sqlite3).
   Ok(String::from_utf8(buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }
 
+/// # Safety
+///
+/// `env` and the values given must meet this module's N-API contract (module docs).
 unsafe fn number(env: sys::napi_env, v: sys::napi_value) -> JsResult<f64> {
   let mut n = 0.0;
+  // SAFETY: the module's N-API contract; `n` is a local the call writes.
   call!(unsafe { sys::napi_get_value_double(env, v, &mut n) });
   Ok(n)
 }
 
 /// The bytes of a Buffer (or any typed array), if `v` is one.
+///
+/// # Safety
+///
+/// `env` and the values given must meet this module's N-API contract (module docs).
 pub unsafe fn bytes(env: sys::napi_env, v: sys::napi_value) -> JsResult<Option<Vec<u8>>> {
   let mut is_buffer = false;
+  // SAFETY: the module's N-API contract; `is_buffer` is a local the call writes.
   call!(unsafe { sys::napi_is_buffer(env, v, &mut is_buffer) });
   if is_buffer {
     let mut data = ptr::null_mut();
     let mut len = 0usize;
+    // SAFETY: the module's N-API contract; `v` is a Buffer or typed array (checked above); `data`
+    // and `len` are locals.
     call!(unsafe { sys::napi_get_buffer_info(env, v, &mut data, &mut len) });
     let slice = if data.is_null() || len == 0 {
       &[][..]
     } else {
+      // SAFETY: `data` points at the `len` bytes of that Buffer, which `v` keeps alive in this
+      // scope; no JavaScript runs (so nothing can detach it) before they are copied below.
       unsafe { std::slice::from_raw_parts(data as *const u8, len) }
     };
     return Ok(Some(slice.to_vec()));
@@ -66,11 +100,18 @@ pub unsafe fn bytes(env: sys::napi_env, v: sys::napi_value) -> JsResult<Option<V
 
 /// One parameter value, by node-sqlite3's rules: int32 → INTEGER, other numbers → REAL,
 /// booleans → 1/0, `undefined`/BigInt/Symbol → left unbound.
+///
+/// # Safety
+///
+/// `env` and the values given must meet this module's N-API contract (module docs).
 pub unsafe fn bind_value(env: sys::napi_env, v: sys::napi_value, exact: bool) -> JsResult<Bind> {
+  // SAFETY: this function's contract is its callees', given the same `env` and `v`.
   Ok(Bind::Value(match unsafe { type_of(env, v)? } {
+    // SAFETY: as above.
     sys::ValueType::napi_string => Value::Text(unsafe { string(env, v)? }),
     // Worker1 (`exact`): integral numbers and BigInt bind as 64-bit integers.
     sys::ValueType::napi_number if exact => {
+      // SAFETY: as above.
       let n = unsafe { number(env, v)? };
       if n.fract() == 0.0 && n.abs() < 9.2e18 {
         Value::Integer(n as i64)
@@ -80,10 +121,13 @@ pub unsafe fn bind_value(env: sys::napi_env, v: sys::napi_value, exact: bool) ->
     }
     sys::ValueType::napi_bigint if exact => {
       let (mut i, mut lossless) = (0i64, false);
+      // SAFETY: the module's N-API contract; `v` is a BigInt; `i` and `lossless` are locals the
+      // call writes.
       call!(unsafe { sys::napi_get_value_bigint_int64(env, v, &mut i, &mut lossless) });
       Value::Integer(i)
     }
     sys::ValueType::napi_number => {
+      // SAFETY: as above.
       let n = unsafe { number(env, v)? };
       if n == (n as i32) as f64 {
         Value::Integer(n as i32 as i64)
@@ -95,6 +139,7 @@ pub unsafe fn bind_value(env: sys::napi_env, v: sys::napi_value, exact: bool) ->
     }
     sys::ValueType::napi_boolean => {
       let mut b = false;
+      // SAFETY: the module's N-API contract; `v` is a boolean; `b` is a local the call writes.
       call!(unsafe { sys::napi_get_value_bool(env, v, &mut b) });
       Value::Integer(b as i64)
     }
@@ -102,6 +147,7 @@ pub unsafe fn bind_value(env: sys::napi_env, v: sys::napi_value, exact: bool) ->
     sys::ValueType::napi_undefined | sys::ValueType::napi_bigint | sys::ValueType::napi_symbol => {
       return Ok(Bind::Skip)
     }
+    // SAFETY: as above.
     _ => match unsafe { bytes(env, v)? } {
       Some(b) => Value::Blob(b),
       None => Value::Text("[object Object]".into()),
@@ -109,51 +155,79 @@ pub unsafe fn bind_value(env: sys::napi_env, v: sys::napi_value, exact: bool) ->
   }))
 }
 
+/// # Safety
+///
+/// `env` and the values given must meet this module's N-API contract (module docs).
 unsafe fn array_len(env: sys::napi_env, v: sys::napi_value) -> JsResult<u32> {
   let mut len = 0u32;
+  // SAFETY: the module's N-API contract; `len` is a local the call writes (a non-array is an error
+  // status).
   call!(unsafe { sys::napi_get_array_length(env, v, &mut len) });
   Ok(len)
 }
 
+/// # Safety
+///
+/// `env` and the values given must meet this module's N-API contract (module docs).
 unsafe fn element(env: sys::napi_env, v: sys::napi_value, i: u32) -> JsResult<sys::napi_value> {
   let mut out = ptr::null_mut();
+  // SAFETY: the module's N-API contract; `out` is a local; the element's handle belongs to the
+  // caller's scope.
   call!(unsafe { sys::napi_get_element(env, v, i, &mut out) });
   Ok(out)
 }
 
 /// `values` undefined → no parameters; `names` undefined → positional; otherwise `names[i]`
 /// (a string with its prefix, or a position) goes with `values[i]`.
+///
+/// # Safety
+///
+/// `env` and the values given must meet this module's N-API contract (module docs).
 pub unsafe fn params(
   env: sys::napi_env,
   values: sys::napi_value,
   names: sys::napi_value,
 ) -> JsResult<Params> {
+  // SAFETY: this function's contract is `params_as`'s.
   unsafe { params_as(env, values, names, false) }
 }
 
 /// `params` with Worker1's value rules when `exact` (see `bind_value`).
+///
+/// # Safety
+///
+/// `env` and the values given must meet this module's N-API contract (module docs).
 pub unsafe fn params_as(
   env: sys::napi_env,
   values: sys::napi_value,
   names: sys::napi_value,
   exact: bool,
 ) -> JsResult<Params> {
+  // SAFETY: this function's contract is that of the functions it calls, with the same `env`;
+  // `values` and `names` are handles of its caller's scope, and so are the elements read from them.
   if unsafe { type_of(env, values)? } != sys::ValueType::napi_object {
     return Ok(Params::None);
   }
+  // SAFETY: as above.
   let len = unsafe { array_len(env, values)? };
   let mut binds = Vec::with_capacity(len as usize);
   for i in 0..len {
+    // SAFETY: as above.
     binds.push(unsafe { bind_value(env, element(env, values, i)?, exact)? });
   }
+  // SAFETY: as above.
   if unsafe { type_of(env, names)? } != sys::ValueType::napi_object {
     return Ok(Params::Positional(binds));
   }
   let mut pairs = Vec::with_capacity(binds.len());
   for (i, bind) in binds.into_iter().enumerate() {
+    // SAFETY: as above.
     let name = unsafe { element(env, names, i as u32)? };
+    // SAFETY: as above.
     let key = match unsafe { type_of(env, name)? } {
+      // SAFETY: as above.
       sys::ValueType::napi_number => ParamKey::Index(unsafe { number(env, name)? } as i32),
+      // SAFETY: as above.
       _ => ParamKey::Name(unsafe { string(env, name)? }),
     };
     pairs.push((key, bind));
@@ -162,13 +236,20 @@ pub unsafe fn params_as(
 }
 
 /// A SQLCipher key: 64 or 96 hex digits or 32 bytes are a raw key, any other string a passphrase.
+///
+/// # Safety
+///
+/// `env` and the values given must meet this module's N-API contract (module docs).
 pub unsafe fn key(env: sys::napi_env, v: sys::napi_value) -> JsResult<Option<Key>> {
+  // SAFETY: this function's contract is its callees', given the same `env` and `v`.
   match unsafe { type_of(env, v)? } {
     sys::ValueType::napi_undefined | sys::ValueType::napi_null => Ok(None),
     sys::ValueType::napi_string => {
+      // SAFETY: as above.
       let s = unsafe { string(env, v)? };
       Ok(Some(Key::raw_from_hex(&s).unwrap_or(Key::Passphrase(s))))
     }
+    // SAFETY: as above.
     _ => match unsafe { bytes(env, v)? } {
       Some(b) => Ok(Some(Key::Raw(b))),
       None => Err("key must be a string or a Buffer".into()),
@@ -201,6 +282,8 @@ pub const BYTES: u32 = 12;
 /// Fields per message in the flat batch array: id, kind, a, b, c.
 pub const STRIDE: u32 = 5;
 
+/// Builds one batch: a flat array of `STRIDE` values per message. Its handles belong to the handle
+/// scope it was made in, so it is used only within that scope (see `new`).
 pub struct Writer {
   env: sys::napi_env,
   array: sys::napi_value,
@@ -210,12 +293,19 @@ pub struct Writer {
 }
 
 impl Writer {
+  /// # Safety
+  ///
+  /// This module's N-API contract (module docs); the writer, like every handle it holds, must not
+  /// outlive the current handle scope.
   pub unsafe fn new(env: sys::napi_env, messages: usize) -> JsResult<Writer> {
     let mut array = ptr::null_mut();
+    // SAFETY: the module's N-API contract; `array` is a local the call writes.
     call!(unsafe { sys::napi_create_array_with_length(env, messages * STRIDE as usize, &mut array) });
     let mut undefined = ptr::null_mut();
     let mut null = ptr::null_mut();
+    // SAFETY: as above, with `undefined`.
     call!(unsafe { sys::napi_get_undefined(env, &mut undefined) });
+    // SAFETY: as above, with `null`.
     call!(unsafe { sys::napi_get_null(env, &mut null) });
     Ok(Writer {
       env,
@@ -230,36 +320,57 @@ impl Writer {
     self.array
   }
 
+  /// # Safety
+  ///
+  /// This module's N-API contract (module docs), within the handle scope the writer was made in.
   unsafe fn push(&mut self, v: sys::napi_value) -> JsResult<()> {
+    // SAFETY: the module's N-API contract; `self.array` and `v` are handles of the writer's scope.
     call!(unsafe { sys::napi_set_element(self.env, self.array, self.next, v) });
     self.next += 1;
     Ok(())
   }
 
+  /// # Safety
+  ///
+  /// This module's N-API contract (module docs), within the handle scope the writer was made in.
   unsafe fn num(&self, n: f64) -> JsResult<sys::napi_value> {
     let mut v = ptr::null_mut();
+    // SAFETY: the module's N-API contract; `v` is a local the call writes.
     call!(unsafe { sys::napi_create_double(self.env, n, &mut v) });
     Ok(v)
   }
 
+  /// # Safety
+  ///
+  /// This module's N-API contract (module docs), within the handle scope the writer was made in.
   unsafe fn str(&self, s: &str) -> JsResult<sys::napi_value> {
     let mut v = ptr::null_mut();
+    // SAFETY: the module's N-API contract; `s` is UTF-8, passed with its length in bytes (no NUL
+    // needed), and copied by the call.
     call!(unsafe {
       sys::napi_create_string_utf8(self.env, s.as_ptr() as *const c_char, s.len() as isize, &mut v)
     });
     Ok(v)
   }
 
+  /// # Safety
+  ///
+  /// This module's N-API contract (module docs), within the handle scope the writer was made in.
   unsafe fn value(&self, value: &Value) -> JsResult<sys::napi_value> {
     let mut v = ptr::null_mut();
     match value {
       Value::Null => return Ok(self.null),
       // node-sqlite3 reads every integer as a (possibly lossy) double.
+      // SAFETY: this function's contract is that of `num` and `str`.
       Value::Integer(i) => return unsafe { self.num(*i as f64) },
+      // SAFETY: as above.
       Value::Real(f) => return unsafe { self.num(*f) },
+      // SAFETY: as above.
       Value::Text(s) => return unsafe { self.str(s) },
       Value::Blob(b) => {
         let mut data = ptr::null_mut();
+        // SAFETY: the module's N-API contract; the call copies `b.len()` bytes from `b` (none when
+        // it is empty); `data` and `v` are locals.
         call!(unsafe {
           sys::napi_create_buffer_copy(self.env, b.len(), b.as_ptr().cast(), &mut data, &mut v)
         });
@@ -269,19 +380,30 @@ impl Writer {
   }
 
   /// Worker1's mapping: integers beyond ±(2^53 − 1) become BigInt instead of losing precision.
+  ///
+  /// # Safety
+  ///
+  /// This module's N-API contract (module docs), within the handle scope the writer was made in.
   unsafe fn exact_value(&self, value: &Value) -> JsResult<sys::napi_value> {
     const SAFE: i64 = (1 << 53) - 1;
     match value {
       Value::Integer(i) if !(-SAFE..=SAFE).contains(i) => {
         let mut v = ptr::null_mut();
+        // SAFETY: the module's N-API contract; `v` is a local the call writes.
         call!(unsafe { sys::napi_create_bigint_int64(self.env, *i, &mut v) });
         Ok(v)
       }
+      // SAFETY: this function's contract is `value`'s.
       other => unsafe { self.value(other) },
     }
   }
 
+  /// # Safety
+  ///
+  /// This module's N-API contract (module docs), within the handle scope the writer was made in.
   unsafe fn script(&mut self, id: u32, result: &ScriptResult) -> JsResult<()> {
+    // SAFETY: the module's N-API contract; every handle used here was made in the writer's scope
+    // just above, and every out-pointer is a local.
     unsafe {
       let columns = match &result.columns {
         Some(names) => self.strings(names)?,
@@ -338,24 +460,38 @@ impl Writer {
     }
   }
 
+  /// # Safety
+  ///
+  /// This module's N-API contract (module docs), within the handle scope the writer was made in.
   unsafe fn strings(&self, items: &[String]) -> JsResult<sys::napi_value> {
     let mut array = ptr::null_mut();
+    // SAFETY: the module's N-API contract; `array` is a local the call writes.
     call!(unsafe { sys::napi_create_array_with_length(self.env, items.len(), &mut array) });
     for (i, item) in items.iter().enumerate() {
+      // SAFETY: as above; `array` and each string are handles of this scope.
       call!(unsafe { sys::napi_set_element(self.env, array, i as u32, self.str(item)?) });
     }
     Ok(array)
   }
 
+  /// # Safety
+  ///
+  /// This module's N-API contract (module docs), within the handle scope the writer was made in.
   unsafe fn values(&self, values: &[Value]) -> JsResult<sys::napi_value> {
     let mut array = ptr::null_mut();
+    // SAFETY: the module's N-API contract; `array` is a local the call writes.
     call!(unsafe { sys::napi_create_array_with_length(self.env, values.len(), &mut array) });
     for (i, value) in values.iter().enumerate() {
+      // SAFETY: as above; `array` and each value are handles of this scope.
       call!(unsafe { sys::napi_set_element(self.env, array, i as u32, self.value(value)?) });
     }
     Ok(array)
   }
 
+  /// # Safety
+  ///
+  /// This module's N-API contract (module docs), within the handle scope the writer was made in.
+  /// `a`, `b` and `c` must be handles of that scope.
   unsafe fn message(
     &mut self,
     id: u32,
@@ -364,6 +500,8 @@ impl Writer {
     b: sys::napi_value,
     c: sys::napi_value,
   ) -> JsResult<()> {
+    // SAFETY: this function's contract is that of `num` and `push`; `a`, `b` and `c` are handles of
+    // the writer's scope (the caller's part of it).
     unsafe {
       let id = self.num(id as f64)?;
       self.push(id)?;
@@ -376,7 +514,13 @@ impl Writer {
   }
 
   /// Rows: a = shape id, b = flat values, c = column names the first time this receiver sees the shape.
+  ///
+  /// # Safety
+  ///
+  /// This module's N-API contract (module docs), within the handle scope the writer was made in.
   unsafe fn rows(&mut self, id: u32, kind: u32, rows: &Rows, new_shape: bool) -> JsResult<()> {
+    // SAFETY: the module's N-API contract; every handle used here is made in the writer's scope,
+    // and every out-pointer is a local.
     unsafe {
       let shape = self.num(rows.shape.id as f64)?;
       let values = self.values(&rows.values)?;
@@ -398,7 +542,11 @@ impl Writer {
     }
   }
 
+  /// # Safety
+  ///
+  /// This module's N-API contract (module docs), within the handle scope the writer was made in.
   unsafe fn error(&mut self, id: u32, kind: u32, error: &Error) -> JsResult<()> {
+    // SAFETY: this function's contract is that of the functions it calls.
     unsafe {
       let message = self.str(&error.display())?;
       let errno = self.num(error.errno() as f64)?;
@@ -408,8 +556,14 @@ impl Writer {
   }
 
   /// Writes one message; `known` says whether the receiver already has a shape's names.
+  ///
+  /// # Safety
+  ///
+  /// This module's N-API contract (module docs), within the handle scope the writer was made in.
   pub unsafe fn write(&mut self, message: &Outgoing, known: &mut dyn FnMut(u32) -> bool) -> JsResult<()> {
     let u = self.undefined;
+    // SAFETY: the module's N-API contract; each arm makes its handles in the writer's scope and
+    // hands them to `message`; every out-pointer is a local.
     unsafe {
       match message {
         Outgoing::Reply { id, response } => match response {

@@ -41,6 +41,11 @@ unsafe impl Send for State {}
 impl Outbox {
   /// Creates the outbox and its threadsafe function around `dispatch`. The function starts
   /// unreferenced: an idle Database does not keep Node alive.
+  ///
+  /// # Safety
+  ///
+  /// Called on the JavaScript thread of `env`, during a call from JavaScript; `dispatch` is a
+  /// handle of that call's scope (N-API refuses a non-function with an error status).
   pub unsafe fn new(env: sys::napi_env, dispatch: sys::napi_value) -> Result<Arc<Outbox>, String> {
     let outbox = Arc::new(Outbox {
       state: Mutex::new(State {
@@ -52,11 +57,17 @@ impl Outbox {
     });
     let mut name = ptr::null_mut();
     let label = "sqlite3-cluster";
+    // SAFETY: `env` is live on this thread (this function's contract); `label` is UTF-8 passed with
+    // its length; `name` is a local. Were the call to fail, `name` would stay null and the next
+    // call would refuse it with an error status.
     unsafe {
       sys::napi_create_string_utf8(env, label.as_ptr().cast(), label.len() as isize, &mut name);
     }
     let context = Arc::into_raw(outbox.clone()) as *mut c_void;
     let mut tsfn = ptr::null_mut();
+    // SAFETY: `env` and `dispatch` as this function's contract says; `name` is a handle of this
+    // scope. `context` carries one strong count of the outbox, which `finalize` takes back;
+    // `finalize` and `call_js` have the signatures N-API expects; `tsfn` is a local.
     let status = unsafe {
       sys::napi_create_threadsafe_function(
         env,
@@ -73,11 +84,15 @@ impl Outbox {
       )
     };
     if status != sys::Status::napi_ok {
+      // SAFETY: creation failed, so N-API will never call `finalize`: the count `Arc::into_raw`
+      // gave `context` is taken back here, once.
       drop(unsafe { Arc::from_raw(context as *const Outbox) });
       return Err(format!(
         "could not create the delivery function (status {status})"
       ));
     }
+    // SAFETY: `tsfn` was just created, on this thread (the JavaScript thread of `env`, the only one
+    // where unref may run), and no other thread has it yet.
     unsafe { sys::napi_unref_threadsafe_function(env, tsfn) };
     outbox.lock().tsfn = tsfn;
     Ok(outbox)
@@ -88,11 +103,18 @@ impl Outbox {
   }
 
   /// Keeps the event loop alive (a request is in flight) or lets it exit (idle).
+  ///
+  /// # Safety
+  ///
+  /// Called on the JavaScript thread of `env`: N-API allows ref and unref only there.
   pub unsafe fn set_referenced(&self, env: sys::napi_env, on: bool) {
     let state = self.lock();
     if state.tsfn.is_null() {
       return;
     }
+    // SAFETY: `tsfn` is non-null under the lock, so neither released (`dispose`) nor finalized
+    // (`finalize`): both null it under this lock, which is held. `env` is the JavaScript thread's
+    // (this function's contract).
     unsafe {
       if on {
         sys::napi_ref_threadsafe_function(env, state.tsfn);
@@ -106,6 +128,9 @@ impl Outbox {
   pub fn dispose(&self) {
     let mut state = self.lock();
     if !state.tsfn.is_null() {
+      // SAFETY: `tsfn` is non-null under the lock, so still alive and not yet released. This is the
+      // one release that matches the one thread count it was created with (release may run on any
+      // thread), and it is nulled right after, so nothing uses it again.
       unsafe {
         sys::napi_release_threadsafe_function(state.tsfn, sys::ThreadsafeFunctionReleaseMode::release)
       };
@@ -130,6 +155,10 @@ impl Sink for Outbox {
     }
     state.queue.push(message);
     if state.queue.len() == 1 {
+      // SAFETY: `tsfn` is non-null under the lock, so neither released (`dispose`) nor finalized
+      // (`finalize` nulls it under this lock before Node frees it). Any thread may call it;
+      // nonblocking never waits, so holding the lock is fine, and the queue has no size limit, so
+      // the call is never refused for a full queue.
       unsafe {
         sys::napi_call_threadsafe_function(
           state.tsfn,
@@ -143,7 +172,15 @@ impl Sink for Outbox {
 
 /// Node deletes the threadsafe function (after `dispose`, or when its environment shuts down,
 /// e.g. a worker thread is terminated): nothing may use it after this.
+///
+/// # Safety
+///
+/// Called by Node only, once, on the JavaScript thread, with the `context` that `Outbox::new` gave
+/// the threadsafe function.
 unsafe extern "C" fn finalize(_env: sys::napi_env, _data: *mut c_void, context: *mut c_void) {
+  // SAFETY: `context` holds the strong count `Outbox::new` leaked into it with `Arc::into_raw`;
+  // Node finalizes once, so it is taken back once. Node may still call `call_js` after this, with a
+  // null `env`, for calls left in its queue: `call_js` then does not touch `context`.
   let outbox = unsafe { Arc::from_raw(context as *const Outbox) };
   let mut state = outbox.lock();
   state.tsfn = ptr::null_mut();
@@ -152,6 +189,11 @@ unsafe extern "C" fn finalize(_env: sys::napi_env, _data: *mut c_void, context: 
   drop(outbox);
 }
 
+/// # Safety
+///
+/// Called by Node only, on the JavaScript thread: either with a live `env`, a handle scope open and
+/// `dispatch` the function given to `Outbox::new`, or, while the function is being torn down, with
+/// a null `env` and a `context` that `finalize` may already have released.
 unsafe extern "C" fn call_js(
   env: sys::napi_env,
   dispatch: sys::napi_value,
@@ -161,6 +203,8 @@ unsafe extern "C" fn call_js(
   if env.is_null() || context.is_null() {
     return; // the environment is shutting down
   }
+  // SAFETY: `env` is non-null, so this is a call made before `finalize`, and `context` still holds
+  // its strong count of the outbox.
   let outbox = unsafe { &*(context as *const Outbox) };
   let batch = std::mem::take(&mut outbox.lock().queue);
   if batch.is_empty() {
@@ -171,6 +215,8 @@ unsafe extern "C" fn call_js(
   if reset_shapes {
     known.clear();
   }
+  // SAFETY: `convert`'s contract: this is the JavaScript thread of the live `env`, inside the scope
+  // Node opened for this call, and the writer and its handles do not leave it.
   let array = unsafe {
     let Ok(mut writer) = Writer::new(env, batch.len()) else {
       return;
@@ -185,6 +231,9 @@ unsafe extern "C" fn call_js(
   drop(known);
   let mut global = ptr::null_mut();
   let mut reset = ptr::null_mut();
+  // SAFETY: as above. `dispatch` is the function handle Node passed in, and `args` outlives the
+  // call. napi_get_global and napi_get_boolean cannot fail with a live `env` and local
+  // out-pointers, so `global` and `reset` are valid handles.
   unsafe {
     sys::napi_get_global(env, &mut global);
     sys::napi_get_boolean(env, reset_shapes, &mut reset);

@@ -82,6 +82,8 @@ impl NativeSession {
   /// With `cluster`, the session joins the cluster of `cluster.sock` instead.
   #[napi(constructor)]
   pub fn new(env: Env, filename: String, dispatch: Unknown, cluster: Option<ClusterOptions>) -> Result<Self> {
+    // SAFETY: the constructor runs on the JavaScript thread, inside the call from JavaScript, so
+    // `env` is live and `dispatch` is a handle of this call's scope: `Outbox::new`'s contract.
     let outbox = unsafe { Outbox::new(env.raw(), dispatch.raw()) }.map_err(type_error)?;
     let backend = match cluster {
       None => Backend::Local(Engine::for_file(&filename).attach(outbox.clone())),
@@ -139,6 +141,9 @@ impl NativeSession {
     busy_timeout: i32,
     transaction_timeout: u32,
   ) -> Result<()> {
+    // SAFETY: a `#[napi]` method runs on the JavaScript thread, inside the call from JavaScript, so
+    // `env` is live and the `Unknown` arguments are handles of this call's scope: `convert`'s
+    // contract.
     let key = unsafe { convert::key(env.raw(), key.raw()) }.map_err(type_error)?;
     let options = OpenOptions {
       filename,
@@ -165,6 +170,7 @@ impl NativeSession {
     values: Unknown,
     names: Unknown,
   ) -> Result<()> {
+    // SAFETY: as in `open`.
     let params = unsafe { convert::params(env.raw(), values.raw(), names.raw()) }.map_err(type_error)?;
     self.send(
       id,
@@ -184,6 +190,7 @@ impl NativeSession {
 
   #[napi]
   pub fn bind(&self, env: Env, id: u32, stmt: u32, values: Unknown, names: Unknown) -> Result<()> {
+    // SAFETY: as in `open`.
     let params = unsafe { convert::params(env.raw(), values.raw(), names.raw()) }.map_err(type_error)?;
     self.send(id, Request::Bind { stmt, params });
     Ok(())
@@ -199,6 +206,7 @@ impl NativeSession {
     values: Unknown,
     names: Unknown,
   ) -> Result<()> {
+    // SAFETY: as in `open`.
     let params = unsafe { convert::params(env.raw(), values.raw(), names.raw()) }.map_err(type_error)?;
     self.send(
       id,
@@ -247,6 +255,7 @@ impl NativeSession {
 
   #[napi]
   pub fn key(&self, env: Env, id: u32, key: Unknown, legacy: Option<LegacyKeyOptions>) -> Result<()> {
+    // SAFETY: as in `open`.
     match unsafe { convert::key(env.raw(), key.raw()) }.map_err(type_error)? {
       Some(key) => self.send(id, Request::Key(key, legacy.map(LegacyKeyOptions::into_key))),
       None => return Err(type_error("key must be a non-empty string or a Buffer".into())),
@@ -306,6 +315,7 @@ impl NativeSession {
     names: Unknown,
     first: u32,
   ) -> Result<()> {
+    // SAFETY: as in `open`.
     let bind =
       unsafe { convert::params_as(env.raw(), values.raw(), names.raw(), true) }.map_err(type_error)?;
     let first = match first {
@@ -387,6 +397,8 @@ impl NativeSession {
   /// Keep the process alive while requests are in flight (`true`), or not (`false`).
   #[napi(js_name = "setBusy")]
   pub fn set_busy(&self, env: Env, busy: bool) {
+    // SAFETY: a `#[napi]` method runs on the JavaScript thread, inside the call from JavaScript:
+    // `env` is live, and this is the thread `set_referenced` requires.
     unsafe { self.outbox.set_referenced(env.raw() as sys::napi_env, busy) };
   }
 

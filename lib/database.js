@@ -61,7 +61,6 @@ class Database {
     this._nextStatement = 1
     this._bits = options.bits
     this._deferred = []
-    this._serialized = false
     const cluster = options.cluster
     this._cluster = cluster ? { role: null, sock: cluster.sock, masterPid: null } : { role: 'standalone', sock: null, masterPid: null }
     this._session = new Session(filename, (name, a, b) => this._event(name, a, b), cluster)
@@ -372,24 +371,17 @@ class Database {
   }
 
   serialize(callback) {
-    return this._withOrder(true, callback)
+    return this._withOrder(callback)
   }
 
   parallelize(callback) {
-    return this._withOrder(false, callback)
+    return this._withOrder(callback)
   }
 
-  _withOrder(serialized, callback) {
+  /** Calls run in call order either way (see the top of this file): only the callback runs. */
+  _withOrder(callback) {
     if (callback !== undefined && !isFunction(callback)) throw new TypeError('Argument 0 must be a function')
-    const before = this._serialized
-    this._serialized = serialized
-    if (callback) {
-      try {
-        callback.call(this)
-      } finally {
-        this._serialized = before
-      }
-    }
+    if (callback) callback.call(this)
     return this
   }
 
@@ -467,4 +459,4 @@ for (const name in EventEmitter.prototype) {
   }
 }
 
-module.exports = { Database, DEFAULT_MODE }
+module.exports = { Database }

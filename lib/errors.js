@@ -31,11 +31,4 @@ function misuseInCall(text) {
   return error
 }
 
-/** An error of this package (not SQLite's), with a `code` such as `CLUSTER_NO_MASTER`. */
-function clusterError(code, message, props) {
-  const error = new Error(message)
-  error.code = code
-  return Object.assign(error, props)
-}
-
-module.exports = { sqliteError, misuse, misuseInCall, clusterError }
+module.exports = { sqliteError, misuse, misuseInCall }

@@ -2,7 +2,7 @@
 // node-sqlite3's parameter rules (docs/node-sqlite3.md#parameters, #values), applied before values reach the addon:
 // which arguments are parameters, positional or named, and what an exotic value binds as.
 
-const { isAnyArrayBuffer, isTypedArray, isDataView, isDate, isRegExp } = require('util').types
+const { isTypedArray, isDataView, isDate, isRegExp } = require('util').types
 
 /** Reduces one value to what the addon binds: string, number, boolean, null, undefined, Buffer. */
 function bindable(value) {
@@ -15,7 +15,7 @@ function bindable(value) {
   }
   if (isRegExp(value)) return String(value)
   if (isDataView(value)) throw new Error('Invalid argument')
-  if (isAnyArrayBuffer(value)) return '[object Object]'
+  // Any other object, ArrayBuffers included, binds as its string form, as in node-sqlite3.
   return '[object Object]'
 }
 

@@ -9,6 +9,7 @@ mod backup;
 mod cache;
 mod connection;
 mod identity;
+mod lexer;
 mod settings;
 mod sqlcipher3;
 mod worker;
@@ -246,25 +247,18 @@ impl Drop for SessionHandle {
 /// Whether `sql` is a `ROLLBACK` of the whole transaction (not `ROLLBACK TO` a savepoint): the
 /// one statement an aborted session may run (docs/sessions.md#aborted-sessions).
 pub fn is_rollback(sql: &str) -> bool {
-  let words: Vec<String> = sql
-    .trim()
-    .trim_end_matches(';')
-    .split_whitespace()
-    .map(|w| w.to_ascii_uppercase())
-    .collect();
-  match words.as_slice() {
-    [first, rest @ ..] if first == "ROLLBACK" => {
-      let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
-      matches!(rest.as_slice(), [] | ["TRANSACTION"])
-    }
+  let (words, rest) = lexer::leading_words(sql);
+  let whole = match words.as_slice() {
+    [first] => first.eq_ignore_ascii_case("ROLLBACK"),
+    [first, second] => first.eq_ignore_ascii_case("ROLLBACK") && second.eq_ignore_ascii_case("TRANSACTION"),
     _ => false,
-  }
+  };
+  whole && lexer::skip_blanks(rest.strip_prefix(';').unwrap_or(rest)).is_empty()
 }
 
 /// Whether `sql` opens a transaction (`BEGIN …` or a `SAVEPOINT` outside one).
 pub fn begins_transaction(sql: &str) -> bool {
-  let head = sql.trim_start();
-  let word: String = head.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+  let word = lexer::first_word(sql);
   word.eq_ignore_ascii_case("BEGIN") || word.eq_ignore_ascii_case("SAVEPOINT")
 }
 
@@ -345,20 +339,7 @@ pub fn prove_key(filename: &str, key: &Key, verbose: bool) -> bool {
 /// SQL that starts with `SELECT`, `WITH` or `VALUES` (after blanks and comments): with a
 /// read-only statement that returns columns, a query and nothing else (no pragma, no BEGIN).
 pub fn is_query(sql: &str) -> bool {
-  let mut rest = sql;
-  loop {
-    rest = rest.trim_start();
-    if let Some(after) = rest.strip_prefix("--") {
-      rest = after.split_once('\n').map_or("", |(_, tail)| tail);
-    } else if let Some(after) = rest.strip_prefix("/*") {
-      rest = after.split_once("*/").map_or("", |(_, tail)| tail);
-    } else {
-      break;
-    }
-  }
-  let word = &rest[..rest
-    .find(|c: char| !c.is_ascii_alphabetic())
-    .unwrap_or(rest.len())];
+  let word = lexer::first_word(sql);
   ["SELECT", "WITH", "VALUES"]
     .iter()
     .any(|w| word.eq_ignore_ascii_case(w))

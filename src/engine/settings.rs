@@ -95,8 +95,7 @@ pub fn may_set(sql: &str) -> bool {
 /// The per-Database pragma that `sql`, a single `PRAGMA name = value` statement, sets: what a
 /// cluster member replays on a new master so that the session keeps its settings.
 pub fn per_database_pragma(sql: &str) -> Option<&'static str> {
-  let rest = sql.trim_start();
-  if rest.len() < 6 || !rest.as_bytes()[..6].eq_ignore_ascii_case(b"pragma") {
+  if !super::lexer::first_word(sql).eq_ignore_ascii_case("PRAGMA") {
     return None;
   }
   NAMES.iter().copied().find(|name| assigned(sql, name).is_some())

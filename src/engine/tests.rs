@@ -702,3 +702,20 @@ fn a_file_replaced_under_the_engine_is_opened_in_its_place_and_a_deleted_one_fai
     std::thread::sleep(Duration::from_millis(50));
   }
 }
+
+#[test]
+fn statements_are_recognised_the_same_way_after_comments() {
+  assert!(super::is_rollback("ROLLBACK"));
+  assert!(super::is_rollback(" rollback transaction ;"));
+  assert!(super::is_rollback("/* undo */ ROLLBACK -- all of it"));
+  assert!(!super::is_rollback("ROLLBACK TO sp"));
+  assert!(!super::is_rollback("ROLLBACK TRANSACTION TO SAVEPOINT sp"));
+  assert!(super::begins_transaction("-- start\nBEGIN IMMEDIATE"));
+  assert!(super::begins_transaction("/* nested */ SAVEPOINT a"));
+  assert!(super::is_query("/* q */ WITH x AS (SELECT 1) SELECT * FROM x"));
+  assert!(!super::is_query("PRAGMA user_version"));
+  assert_eq!(
+    super::per_database_pragma("-- on\nPRAGMA foreign_keys = ON"),
+    Some("foreign_keys")
+  );
+}

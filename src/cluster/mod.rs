@@ -20,6 +20,9 @@ pub mod node;
 pub mod server;
 pub mod wire;
 
+#[cfg(test)]
+mod tests;
+
 use once_cell::sync::Lazy;
 use tokio::runtime::Handle;
 

@@ -7,7 +7,7 @@ const EventEmitter = require('events')
 const path = require('path')
 const { K } = require('./session')
 const { misuse } = require('./errors')
-const { scope, errorOf } = require('./statement')
+const { kDatabase, scope, errorOf } = require('./callbacks')
 
 const kDb = Symbol('db')
 const kId = Symbol('id')
@@ -26,8 +26,9 @@ function absolute(filename) {
 class Backup {
   /** `new Backup(db, filename, sourceName, destName, filenameIsDest, [callback])`. */
   constructor(db, filename, sourceName, destName, filenameIsDest, callback) {
-    const { Database } = require('./database')
-    if (!(db instanceof Database)) throw new TypeError('Database object expected')
+    // The mark lib/database.js puts on its prototype (as `instanceof Database`, without a require
+    // cycle: database.js requires this file for db.backup()).
+    if (!db?.[kDatabase]) throw new TypeError('Database object expected')
     if (typeof filename !== 'string') throw new TypeError('Filename expected')
     if (typeof sourceName !== 'string') throw new TypeError('Source database name expected')
     if (typeof destName !== 'string') throw new TypeError('Destination database name expected')

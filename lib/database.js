@@ -8,8 +8,9 @@
 
 const EventEmitter = require('events')
 const { Session, K, MODE } = require('./session')
-const { Statement, statementHandler, splitCallback, splitEachCallbacks, mapRows, scope, NO_SCOPE, errorOf } =
-  require('./statement')
+const { Statement } = require('./statement')
+const { kDatabase, isFunction, errorOf, splitCallback, splitEachCallbacks, scope, NO_SCOPE, statementHandler, mapRows } =
+  require('./callbacks')
 const { parseParams } = require('./values')
 const { misuse, misuseInCall } = require('./errors')
 const { escape } = require('./escape')
@@ -27,10 +28,6 @@ const HOOKS = new Set(['trace', 'profile', 'change'])
 function legacyKey(key, bits) {
   if (typeof key !== 'string') return undefined
   return { pass: `x'${key.replace("'", "''")}'`, bits: bits ?? 128 }
-}
-
-function isFunction(f) {
-  return typeof f === 'function'
 }
 
 /** The receiver of `db.run/get/all/each` callbacks: a finished temporary Statement, whose
@@ -450,6 +447,9 @@ class Database {
 }
 
 QueryResult.prototype = Object.create(Statement.prototype)
+
+// Lets `new Statement(db)` tell a Database from anything else without requiring this file.
+Object.defineProperty(Database.prototype, kDatabase, { value: true })
 
 // node-sqlite3 copies EventEmitter's methods onto its classes instead of inheriting; the
 // Database's own on/addListener/removeListener/removeAllListeners stay.

@@ -9,10 +9,11 @@
 // dropped (never called back), as those of any Statement whose prepare failed.
 
 const EventEmitter = require('events')
-const { AsyncResource } = require('async_hooks')
 const { parseParams } = require('./values')
-const { sqliteError, misuseInCall } = require('./errors')
+const { misuseInCall } = require('./errors')
 const { K, MODE } = require('./session')
+const { kDatabase, isFunction, errorOf, splitCallback, splitEachCallbacks, scope, statementHandler, mapRows } =
+  require('./callbacks')
 
 const kDb = Symbol('db')
 const kId = Symbol('id')
@@ -21,123 +22,12 @@ const kFinalizing = Symbol('finalizing')
 const kWaiting = Symbol('waiting') // operations made before the prepare was sent, or null
 const kNeverPrepared = Symbol('neverPrepared')
 
-function isFunction(f) {
-  return typeof f === 'function'
-}
-
-function errorOf(a, b, c) {
-  const error = sqliteError(a, b, c)
-  if (c === 'CLUSTER_MASTER_EXISTS') {
-    const pid = /\(pid (\d+)\)/.exec(a)
-    error.masterPid = pid ? Number(pid[1]) : null
-  }
-  return error
-}
-
-/** Splits `args` into parameters and the trailing callback (node-sqlite3's rule). */
-function splitCallback(args) {
-  const last = args.length - 1
-  if (last >= 0 && isFunction(args[last])) return { end: last, callback: args[last] }
-  return { end: args.length, callback: undefined }
-}
-
-/** For each(): two trailing functions are (row, complete); one is the row callback. */
-function splitEachCallbacks(args) {
-  const n = args.length
-  if (n >= 2 && isFunction(args[n - 1]) && isFunction(args[n - 2])) {
-    return { end: n - 2, callback: args[n - 2], complete: args[n - 1] }
-  }
-  if (n >= 1 && isFunction(args[n - 1])) return { end: n - 1, callback: args[n - 1], complete: undefined }
-  return { end: n, callback: undefined, complete: undefined }
-}
-
-/**
- * The callback side of one request: runs callbacks in the async context of the call that made
- * the request, with the receiver and arguments node-sqlite3 uses.
- */
-function scope(type) {
-  return new AsyncResource(type, { requireManualDestroy: true })
-}
-
-/** Stands in for an AsyncResource when a request has no callback to run in it. */
-const NO_SCOPE = { runInAsyncScope: (fn, receiver, ...args) => fn.apply(receiver, args), emitDestroy() {} }
-
-function statementHandler(stmt, session, resource, callback, complete, onError) {
-  let count = 0
-  // An each() row callback threw. node-sqlite3 then delivers nothing more for that each():
-  // no further row, no complete (the exception goes uncaught, see Session._dispatch).
-  let stopped = false
-  return (kind, a, b, c) => {
-    if (stopped) {
-      // Rows are still decoded when they name a new shape: later answers refer to it.
-      if (kind === K.CHUNK && c !== undefined) session.rows(a, b, c)
-      if (kind !== K.CHUNK) resource.emitDestroy()
-      return
-    }
-    switch (kind) {
-      case K.RUN:
-        if (callback) {
-          stmt.lastID = a
-          stmt.changes = b
-          resource.runInAsyncScope(callback, stmt, null)
-        }
-        break
-      case K.ROW:
-        if (callback) resource.runInAsyncScope(callback, stmt, null, session.row(a, b, c))
-        else session.row(a, b, c)
-        break
-      case K.NO_ROW:
-      case K.DONE:
-        if (callback) resource.runInAsyncScope(callback, stmt, null)
-        break
-      case K.ROWS: {
-        const rows = session.rows(a, b, c)
-        if (callback) resource.runInAsyncScope(callback, stmt, null, rows)
-        break
-      }
-      case K.CHUNK: {
-        const rows = session.rows(a, b, c)
-        if (callback) {
-          try {
-            resource.runInAsyncScope(() => {
-              for (let i = 0; i < rows.length; i++) {
-                count++
-                callback.call(stmt, null, rows[i])
-              }
-            })
-          } catch (e) {
-            stopped = true
-            throw e
-          }
-        }
-        return // more messages follow for this request
-      }
-      case K.EACH_END:
-        if (a !== null) onError(errorOf(a, b, c), callback)
-        if (complete) resource.runInAsyncScope(complete, stmt, null, count)
-        break
-      case K.ERROR:
-        onError(errorOf(a, b, c), callback)
-        break
-      case K.PREPARE_ERROR: {
-        // node-sqlite3 reports a prepare error to the last function, without a receiver.
-        const target = complete || callback
-        if (target) resource.runInAsyncScope(target, undefined, errorOf(a, b, c))
-        else onError(errorOf(a, b, c), undefined)
-        break
-      }
-      case K.DROPPED:
-        break
-    }
-    resource.emitDestroy()
-  }
-}
-
 class Statement {
   /** `new Statement(db, sql, [callback])`; normally made by `db.prepare()`. */
   constructor(db, sql, callback) {
-    const { Database } = require('./database')
-    if (!(db instanceof Database)) throw new TypeError('Database object expected')
+    // The mark lib/database.js puts on Database.prototype: as `instanceof Database`, without
+    // requiring lib/database.js (which requires this file).
+    if (!db?.[kDatabase]) throw new TypeError('Database object expected')
     if (typeof sql !== 'string') throw new TypeError('SQL query expected')
     if (callback !== undefined && !isFunction(callback)) throw new TypeError('Callback expected')
     Object.defineProperty(this, 'sql', { value: sql, enumerable: false, writable: false, configurable: false })
@@ -293,25 +183,7 @@ class Statement {
   }
 }
 
-/** `map()`: an object keyed by the first column; the value is the second column (two columns),
- *  the whole row (more), or undefined (one). */
-function mapRows(callback, err, rows) {
-  if (err) return callback(err)
-  const result = {}
-  if (rows.length) {
-    const keys = Object.keys(rows[0])
-    const key = keys[0]
-    if (keys.length > 2) {
-      for (const row of rows) result[row[key]] = row
-    } else {
-      const value = keys[1]
-      for (const row of rows) result[row[key]] = row[value]
-    }
-  }
-  callback(null, result)
-}
-
 // node-sqlite3 copies EventEmitter's methods onto its classes instead of inheriting.
 for (const name in EventEmitter.prototype) Statement.prototype[name] = EventEmitter.prototype[name]
 
-module.exports = { Statement, statementHandler, splitCallback, splitEachCallbacks, mapRows, scope, NO_SCOPE, errorOf }
+module.exports = { Statement }

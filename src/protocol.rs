@@ -138,6 +138,24 @@ pub struct OpenOptions {
   pub transaction_timeout_ms: u32,
 }
 
+#[cfg(test)]
+impl OpenOptions {
+  /// Read-write, created if missing, no key: what the tests open.
+  pub fn for_tests(filename: &str) -> OpenOptions {
+    OpenOptions {
+      filename: filename.into(),
+      flags: 2 | 4,
+      key: None,
+      legacy: None,
+      strict_key: true,
+      deferred_key: false,
+      verbose: false,
+      busy_timeout_ms: 1000,
+      transaction_timeout_ms: 0,
+    }
+  }
+}
+
 /// `db.configure(...)` and the hooks behind `on('trace' | 'profile' | 'change')`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Setting {

@@ -22,9 +22,8 @@ use std::sync::Mutex;
 
 use once_cell::sync::Lazy;
 
+use crate::engine::{file_identity, Identity};
 use crate::error::Error;
-
-type Identity = (u64, u64);
 
 /// Descriptors of the database files this process has been master of, and whether a master of
 /// this process holds the file now.
@@ -42,13 +41,9 @@ pub enum Claim {
   Held,
 }
 
-fn identity_of(path: &Path) -> Option<Identity> {
-  fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
-}
-
 /// Takes the file for this process's master, unless another master has it.
 pub fn claim(filename: &str) -> Result<Claim, Error> {
-  let Some(identity) = identity_of(Path::new(filename)) else {
+  let Some(identity) = file_identity(Path::new(filename)) else {
     return Ok(Claim::Taken(None));
   };
   let mut files = FILES.lock().unwrap_or_else(|e| e.into_inner());
@@ -99,7 +94,7 @@ impl Drop for FileLock {
 /// the folder of the file's real path.
 fn note(filename: &str) -> Option<PathBuf> {
   let real = fs::canonicalize(filename).ok()?;
-  let (dev, ino) = identity_of(&real)?;
+  let (dev, ino) = file_identity(&real)?;
   Some(real.parent()?.join(format!(".sqlite3-cluster-{dev}-{ino}")))
 }
 

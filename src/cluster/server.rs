@@ -125,12 +125,28 @@ enum Drained {
   TxnEnded,
 }
 
+/// Messages for a connection's writer, with the bytes they count in its `Backlog` (counted once,
+/// when the engine sends them; the writer takes them off once written).
+struct Batch {
+  downs: Vec<Down>,
+  bytes: usize,
+}
+
+impl Batch {
+  fn of(down: Down, bytes: usize) -> Batch {
+    Batch {
+      downs: vec![down],
+      bytes,
+    }
+  }
+}
+
 /// Delivers one remote session's messages to its connection's writer, a burst at a time (the
 /// engine flushes before it waits): one wake-up of the socket thread per burst.
 struct ConnSink {
   session: u32,
-  tx: mpsc::UnboundedSender<Vec<Down>>,
-  buffer: std::sync::Mutex<Vec<Down>>,
+  tx: mpsc::UnboundedSender<Batch>,
+  buffer: std::sync::Mutex<Batch>,
   drained: mpsc::UnboundedSender<(u32, Drained)>,
   in_txn: AtomicBool,
   /// A graceful close is under way: report the end of the transaction.
@@ -142,14 +158,17 @@ struct ConnSink {
 impl ConnSink {
   fn new(
     session: u32,
-    tx: mpsc::UnboundedSender<Vec<Down>>,
+    tx: mpsc::UnboundedSender<Batch>,
     drained: mpsc::UnboundedSender<(u32, Drained)>,
     backlog: Arc<Backlog>,
   ) -> Self {
     ConnSink {
       session,
       tx,
-      buffer: std::sync::Mutex::new(Vec::new()),
+      buffer: std::sync::Mutex::new(Batch {
+        downs: Vec::new(),
+        bytes: 0,
+      }),
       drained,
       in_txn: AtomicBool::new(false),
       draining: AtomicBool::new(false),
@@ -162,7 +181,8 @@ impl ConnSink {
 impl Sink for ConnSink {
   fn send(&self, message: Outgoing) {
     match message {
-      Outgoing::Reply { id: MARK, .. } => {
+      // A marker left unrun by a master that has lost its connection counts as answered too.
+      Outgoing::Reply { id: MARK, .. } | Outgoing::NotRun { id: MARK } => {
         // Everything answered before the marker must be on its way before the close goes on.
         self.flush();
         let _ = self.drained.send((self.session, Drained::Marked));
@@ -178,15 +198,14 @@ impl Sink for ConnSink {
             self.txn_ended.store(true, Ordering::Release);
           }
         }
-        self.backlog.bytes.fetch_add(message.size(), Ordering::AcqRel);
-        self
-          .buffer
-          .lock()
-          .unwrap_or_else(|e| e.into_inner())
-          .push(Down::Message {
-            session: self.session,
-            message,
-          });
+        let size = message.size();
+        self.backlog.bytes.fetch_add(size, Ordering::AcqRel);
+        let mut buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
+        buffer.bytes += size;
+        buffer.downs.push(Down::Message {
+          session: self.session,
+          message,
+        });
       }
     }
   }
@@ -196,8 +215,14 @@ impl Sink for ConnSink {
   }
 
   fn flush(&self) {
-    let batch = std::mem::take(&mut *self.buffer.lock().unwrap_or_else(|e| e.into_inner()));
-    if !batch.is_empty() {
+    let batch = {
+      let mut buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
+      Batch {
+        downs: std::mem::take(&mut buffer.downs),
+        bytes: std::mem::take(&mut buffer.bytes),
+      }
+    };
+    if !batch.downs.is_empty() {
       let _ = self.tx.send(batch);
     }
     if self.txn_ended.swap(false, Ordering::AcqRel) {
@@ -311,7 +336,7 @@ async fn connection(stream: UnixStream, config: Arc<ServerConfig>, closing: watc
 
   if serve(&mut reader, &mut served, &budget, closing).await && drain(&mut reader, &mut served, drained).await
   {
-    let _ = served.tx.send(vec![Down::Closing]);
+    let _ = served.tx.send(Batch::of(Down::Closing, 0));
   }
   let Served { sessions, tx, .. } = served;
   drop(sessions); // the engine rolls back what they left open
@@ -333,7 +358,7 @@ const BACKLOG_LIMIT: usize = 4 << 20;
 struct Served {
   engine: Arc<Engine>,
   sessions: HashMap<u32, (SessionHandle, Arc<ConnSink>)>,
-  tx: mpsc::UnboundedSender<Vec<Down>>,
+  tx: mpsc::UnboundedSender<Batch>,
   drained_tx: mpsc::UnboundedSender<(u32, Drained)>,
   backlog: Arc<Backlog>,
   /// The master is closing: new requests run only inside their session's transaction.
@@ -374,11 +399,15 @@ impl Served {
             id,
             response: Response::Error(error),
           };
-          self.backlog.bytes.fetch_add(reply.size(), Ordering::AcqRel);
-          let _ = self.tx.send(vec![Down::Message {
-            session,
-            message: reply,
-          }]);
+          let size = reply.size();
+          self.backlog.bytes.fetch_add(size, Ordering::AcqRel);
+          let _ = self.tx.send(Batch::of(
+            Down::Message {
+              session,
+              message: reply,
+            },
+            size,
+          ));
         }
       },
       Up::Resume { session } => {
@@ -395,7 +424,7 @@ impl Served {
         self.sessions.remove(&session);
       }
       Up::Ping => {
-        let _ = self.tx.send(vec![Down::Pong]);
+        let _ = self.tx.send(Batch::of(Down::Pong, 0));
       }
     }
     true
@@ -496,7 +525,7 @@ async fn drain<R: tokio::io::AsyncRead + Unpin>(
 
 async fn write_loop(
   mut write: OwnedWriteHalf,
-  mut rx: mpsc::UnboundedReceiver<Vec<Down>>,
+  mut rx: mpsc::UnboundedReceiver<Batch>,
   budget: Arc<Semaphore>,
   backlog: Arc<Backlog>,
   engine: Arc<Engine>,
@@ -507,12 +536,10 @@ async fn write_loop(
     let (mut finished, mut bytes) = (0, 0);
     let mut next = Some(first);
     while let Some(batch) = next {
-      for down in &batch {
+      bytes += batch.bytes;
+      for down in &batch.downs {
         if down.finishes_request().is_some() {
           finished += 1;
-        }
-        if let Down::Message { message, .. } = down {
-          bytes += message.size();
         }
         put(down, &mut buffer);
       }

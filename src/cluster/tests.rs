@@ -146,17 +146,7 @@ impl Client {
 }
 
 fn open(dir: &std::path::Path) -> Request {
-  Request::Open(OpenOptions {
-    filename: dir.join("test.db").to_string_lossy().into_owned(),
-    flags: 2 | 4,
-    key: None,
-    legacy: None,
-    strict_key: true,
-    deferred_key: false,
-    verbose: false,
-    busy_timeout_ms: 1000,
-    transaction_timeout_ms: 0,
-  })
+  Request::Open(OpenOptions::for_tests(&dir.join("test.db").to_string_lossy()))
 }
 
 fn answered(frame: Option<Down>, id: u32) -> Response {

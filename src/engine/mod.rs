@@ -30,6 +30,7 @@ use crate::error::Error;
 use crate::protocol::{Key, OpenOptions, Outgoing, Request};
 
 pub use connection::{Connection, Statement};
+pub use identity::{of as file_identity, Identity};
 pub use settings::per_database_pragma;
 
 /// Where an engine delivers a session's replies and events. `send` is called on the engine

@@ -26,17 +26,7 @@ struct Client {
 const WAIT: Duration = Duration::from_secs(10);
 
 fn options(filename: &str) -> OpenOptions {
-  OpenOptions {
-    filename: filename.into(),
-    flags: 2 | 4,
-    key: None,
-    legacy: None,
-    strict_key: true,
-    deferred_key: false,
-    verbose: false,
-    busy_timeout_ms: 1000,
-    transaction_timeout_ms: 0,
-  }
+  OpenOptions::for_tests(filename)
 }
 
 impl Client {

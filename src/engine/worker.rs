@@ -167,7 +167,6 @@ pub(super) fn run(commands: Receiver<Command>, shared: Arc<Shared>) {
         Err(TryRecvError::Disconnected) => return worker.close_connection(),
       }
     }
-    worker.look_at_file();
     if let Some(session) = worker.next_runnable() {
       worker.run_unit(session);
       if worker.group >= GROUP_UNITS {
@@ -176,11 +175,14 @@ pub(super) fn run(commands: Receiver<Command>, shared: Arc<Shared>) {
       worker.units_since_flush += 1;
       if worker.units_since_flush >= FLUSH_UNITS {
         worker.flush_sinks();
+        // A busy engine looks at its file between bursts, not between every two requests.
+        worker.look_at_file();
       }
       continue;
     }
     worker.end_group();
     worker.flush_sinks();
+    worker.look_at_file();
     let deadline = match (worker.owner_deadline(), worker.watch_deadline()) {
       (Some(a), Some(b)) => Some(a.min(b)),
       (a, b) => a.or(b),
@@ -528,7 +530,7 @@ impl Worker {
 
   /// Runs one request. Returns false when the session ended (closed).
   fn handle(&mut self, id: SessionId, session: &mut Session, rid: u32, request: Request) -> bool {
-    if !session.opened && session.remote && self.conn.is_none() && !matches!(request, Request::Wait) {
+    if !session.opened && session.remote && self.conn.is_none() {
       // A master without its connection is closing (or its own open failed, and it hands over
       // next): the client sends this session's requests to the next master.
       session.sink.send(Outgoing::NotRun { id: rid });

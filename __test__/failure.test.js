@@ -6,36 +6,14 @@
 
 const fs = require('fs')
 const path = require('path')
+const { agent, script, killAll, tmpDir, sleep, poll, rssOf, fdCount, tally, makeDb, readDb, within } = require('./handover/harness')
 const Better = require('better-sqlite3')
-const { agent, script, killAll, tmpDir, sleep, poll, rssOf, fdCount, tally } = require('./handover/harness')
 
 afterEach(killAll)
 afterAll(killAll)
 
 const MB = 1024 * 1024
 const FAILURE = path.join(__dirname, 'failure')
-
-function makeDb(file, sql) {
-  const db = new Better(file)
-  db.exec(sql)
-  db.close()
-}
-
-function readDb(file, sql) {
-  const db = new Better(file)
-  try {
-    return db.prepare(sql).all()
-  } finally {
-    db.close()
-  }
-}
-
-/** `promise`'s value, or 'timeout' after `ms` (the timer is cleared so jest can exit at once). */
-function within(promise, ms) {
-  let timer
-  const late = new Promise((resolve) => (timer = setTimeout(resolve, ms, 'timeout')))
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer))
-}
 
 /** An agent with the file open in auto mode; `role` is checked when given. */
 async function opened(file, options = {}, role) {

@@ -5,35 +5,10 @@
 
 const fs = require('fs')
 const path = require('path')
-const Better = require('better-sqlite3')
-const { agent, script, killAll, tmpDir, sleep, poll, tally } = require('./handover/harness')
+const { agent, script, killAll, tmpDir, sleep, poll, tally, makeDb, readDb, within } = require('./handover/harness')
 
 afterEach(killAll)
 afterAll(killAll)
-
-/** Makes `file` with `sql` (the tables) through a connection of this process, closed at once. */
-function makeDb(file, sql) {
-  const db = new Better(file)
-  db.exec(sql)
-  db.close()
-}
-
-/** What is really stored, read through a connection of this process. */
-function readDb(file, sql) {
-  const db = new Better(file)
-  try {
-    return db.prepare(sql).all()
-  } finally {
-    db.close()
-  }
-}
-
-/** `promise`'s value, or 'timeout' after `ms` (the timer is cleared so jest can exit at once). */
-function within(promise, ms) {
-  let timer
-  const late = new Promise((resolve) => (timer = setTimeout(resolve, ms, 'timeout')))
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer))
-}
 
 test('short-lived processes: 3 rounds of 30 staggered create/insert/close, zero errors, every row once', async () => {
   const file = path.join(tmpDir('churn'), 'churn.db')

@@ -5,6 +5,7 @@
 // any process it started itself (jest's workers), found through /proc.
 
 const { fork, spawn } = require('child_process')
+const Better = require('better-sqlite3')
 const fs = require('fs')
 const os = require('os')
 const path = require('path')
@@ -260,4 +261,28 @@ function tally(into, code) {
   return into
 }
 
-module.exports = { agent, script, killAll, tmpDir, sleep, poll, rssOf, fdCount, tally, descendants }
+/** Makes `file` with `sql` (the tables) through a connection of this process, closed at once. */
+function makeDb(file, sql) {
+  const db = new Better(file)
+  db.exec(sql)
+  db.close()
+}
+
+/** What is really stored, read through a connection of this process. */
+function readDb(file, sql) {
+  const db = new Better(file)
+  try {
+    return db.prepare(sql).all()
+  } finally {
+    db.close()
+  }
+}
+
+/** `promise`'s value, or 'timeout' after `ms` (the timer is cleared so jest can exit at once). */
+function within(promise, ms) {
+  let timer
+  const late = new Promise((resolve) => (timer = setTimeout(resolve, ms, 'timeout')))
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer))
+}
+
+module.exports = { agent, script, killAll, tmpDir, sleep, poll, rssOf, fdCount, tally, descendants, makeDb, readDb, within }

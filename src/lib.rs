@@ -6,6 +6,7 @@
 //! - [`value`], [`error`]: SQL values and errors, as JavaScript sees them.
 //! - [`js`]: the N-API class the JavaScript layer (`lib/`) builds the node-sqlite3 API on.
 
+pub mod backend;
 pub mod cluster;
 pub mod engine;
 pub mod error;

@@ -11,24 +11,32 @@ use napi_derive::napi;
 
 use super::convert;
 use super::outbox::Outbox;
+use crate::backend::{Backend, Unavailable};
 use crate::cluster::node::{Intent, Membership, NodeOptions};
-use crate::engine::{Engine, SessionHandle, Sink};
+use crate::engine::{Engine, Sink};
 use crate::protocol::{
   BackupOp, FirstResult, Key, LegacyKey, Mode, OpenOptions, Outgoing, PragmaKey, Request, Response, Script,
   Setting,
 };
 
-fn type_error(message: String) -> napi::Error {
-  napi::Error::new(Status::InvalidArg, message)
+/// Throws `message` as a JavaScript `TypeError` (node-sqlite3 reports bad arguments so) and
+/// returns the error that tells napi-rs an exception is already pending. napi-rs would throw a
+/// plain `Error` for any status of its own.
+fn type_error(env: &Env, message: String) -> napi::Error {
+  match env.throw_type_error(&message, None) {
+    Ok(()) => napi::Error::new(Status::PendingException, message),
+    // No exception could be thrown (the environment is shutting down): the message as an Error.
+    Err(_) => napi::Error::new(Status::InvalidArg, message),
+  }
 }
 
-fn mode(m: u32) -> Result<Mode> {
+fn mode(m: u32) -> std::result::Result<Mode, String> {
   Ok(match m {
     0 => Mode::Run,
     1 => Mode::Get,
     2 => Mode::All,
     3 => Mode::Each,
-    _ => return Err(type_error(format!("unknown execution mode {m}"))),
+    _ => return Err(format!("unknown execution mode {m}")),
   })
 }
 
@@ -60,18 +68,10 @@ impl LegacyKeyOptions {
   }
 }
 
-enum Backend {
-  /// Standalone: this process's engine of the file.
-  Local(SessionHandle),
-  /// A member of the cluster of a socket (master, client, or electing).
-  Cluster(Membership),
-  /// The cluster could not be joined (a bad socket path): every request gets this error.
-  Failed(crate::error::Error),
-}
-
 #[napi]
 pub struct NativeSession {
-  backend: Option<Backend>,
+  /// Where the requests go (see `crate::backend`); `None` once disposed.
+  backend: Option<Box<dyn Backend>>,
   outbox: Arc<Outbox>,
 }
 
@@ -84,15 +84,15 @@ impl NativeSession {
   pub fn new(env: Env, filename: String, dispatch: Unknown, cluster: Option<ClusterOptions>) -> Result<Self> {
     // SAFETY: the constructor runs on the JavaScript thread, inside the call from JavaScript, so
     // `env` is live and `dispatch` is a handle of this call's scope: `Outbox::new`'s contract.
-    let outbox = unsafe { Outbox::new(env.raw(), dispatch.raw()) }.map_err(type_error)?;
-    let backend = match cluster {
-      None => Backend::Local(Engine::for_file(&filename).attach(outbox.clone())),
+    let outbox = unsafe { Outbox::new(env.raw(), dispatch.raw()) }.map_err(|e| type_error(&env, e))?;
+    let backend: Box<dyn Backend> = match cluster {
+      None => Box::new(Engine::for_file(&filename).attach(outbox.clone())),
       Some(cluster) => {
         let intent = match cluster.intent.as_str() {
           "serve" => Intent::Serve,
           "connect" => Intent::Connect,
           "auto" => Intent::Auto,
-          other => return Err(type_error(format!("unknown cluster intent {other:?}"))),
+          other => return Err(type_error(&env, format!("unknown cluster intent {other:?}"))),
         };
         let options = NodeOptions {
           filename,
@@ -102,8 +102,8 @@ impl NativeSession {
           connect_timeout: std::time::Duration::from_millis(cluster.connect_timeout.into()),
         };
         match Membership::join(options, outbox.clone()) {
-          Ok(membership) => Backend::Cluster(membership),
-          Err(e) => Backend::Failed(e),
+          Ok(membership) => Box::new(membership),
+          Err(e) => Box::new(Unavailable::new(e, outbox.clone())),
         }
       }
     };
@@ -114,14 +114,8 @@ impl NativeSession {
   }
 
   fn send(&self, id: u32, request: Request) {
-    match &self.backend {
-      Some(Backend::Local(handle)) => handle.send(id, request),
-      Some(Backend::Cluster(membership)) => membership.send(id, request),
-      Some(Backend::Failed(e)) => self.outbox.send(Outgoing::Reply {
-        id,
-        response: Response::Error(e.clone()),
-      }),
-      None => {}
+    if let Some(backend) = &self.backend {
+      backend.send(id, request);
     }
   }
 
@@ -144,7 +138,7 @@ impl NativeSession {
     // SAFETY: a `#[napi]` method runs on the JavaScript thread, inside the call from JavaScript, so
     // `env` is live and the `Unknown` arguments are handles of this call's scope: `convert`'s
     // contract.
-    let key = unsafe { convert::key(env.raw(), key.raw()) }.map_err(type_error)?;
+    let key = unsafe { convert::key(env.raw(), key.raw()) }.map_err(|e| type_error(&env, e))?;
     let options = OpenOptions {
       filename,
       flags,
@@ -171,13 +165,14 @@ impl NativeSession {
     names: Unknown,
   ) -> Result<()> {
     // SAFETY: as in `open`.
-    let params = unsafe { convert::params(env.raw(), values.raw(), names.raw()) }.map_err(type_error)?;
+    let params =
+      unsafe { convert::params(env.raw(), values.raw(), names.raw()) }.map_err(|e| type_error(&env, e))?;
     self.send(
       id,
       Request::Query {
         sql,
         params,
-        mode: self::mode(mode)?,
+        mode: self::mode(mode).map_err(|e| type_error(&env, e))?,
       },
     );
     Ok(())
@@ -191,7 +186,8 @@ impl NativeSession {
   #[napi]
   pub fn bind(&self, env: Env, id: u32, stmt: u32, values: Unknown, names: Unknown) -> Result<()> {
     // SAFETY: as in `open`.
-    let params = unsafe { convert::params(env.raw(), values.raw(), names.raw()) }.map_err(type_error)?;
+    let params =
+      unsafe { convert::params(env.raw(), values.raw(), names.raw()) }.map_err(|e| type_error(&env, e))?;
     self.send(id, Request::Bind { stmt, params });
     Ok(())
   }
@@ -207,13 +203,14 @@ impl NativeSession {
     names: Unknown,
   ) -> Result<()> {
     // SAFETY: as in `open`.
-    let params = unsafe { convert::params(env.raw(), values.raw(), names.raw()) }.map_err(type_error)?;
+    let params =
+      unsafe { convert::params(env.raw(), values.raw(), names.raw()) }.map_err(|e| type_error(&env, e))?;
     self.send(
       id,
       Request::Execute {
         stmt,
         params,
-        mode: self::mode(mode)?,
+        mode: self::mode(mode).map_err(|e| type_error(&env, e))?,
       },
     );
     Ok(())
@@ -236,7 +233,7 @@ impl NativeSession {
 
   /// `option` is `busyTimeout`, `limit`, `trace`, `profile` or `change`.
   #[napi]
-  pub fn configure(&self, id: u32, option: String, a: i32, b: i32) -> Result<()> {
+  pub fn configure(&self, env: Env, id: u32, option: String, a: i32, b: i32) -> Result<()> {
     let setting = match option.as_str() {
       "busyTimeout" => Setting::BusyTimeout(a),
       "limit" => Setting::Limit { id: a, value: b },
@@ -244,9 +241,10 @@ impl NativeSession {
       "profile" => Setting::Profile(a != 0),
       "change" => Setting::Change(a != 0),
       _ => {
-        return Err(type_error(format!(
-          "{option} is not a valid configuration option"
-        )))
+        return Err(type_error(
+          &env,
+          format!("{option} is not a valid configuration option"),
+        ))
       }
     };
     self.send(id, Request::Configure(setting));
@@ -256,9 +254,14 @@ impl NativeSession {
   #[napi]
   pub fn key(&self, env: Env, id: u32, key: Unknown, legacy: Option<LegacyKeyOptions>) -> Result<()> {
     // SAFETY: as in `open`.
-    match unsafe { convert::key(env.raw(), key.raw()) }.map_err(type_error)? {
+    match unsafe { convert::key(env.raw(), key.raw()) }.map_err(|e| type_error(&env, e))? {
       Some(key) => self.send(id, Request::Key(key, legacy.map(LegacyKeyOptions::into_key))),
-      None => return Err(type_error("key must be a non-empty string or a Buffer".into())),
+      None => {
+        return Err(type_error(
+          &env,
+          "key must be a non-empty string or a Buffer".into(),
+        ))
+      }
     }
     Ok(())
   }
@@ -316,8 +319,8 @@ impl NativeSession {
     first: u32,
   ) -> Result<()> {
     // SAFETY: as in `open`.
-    let bind =
-      unsafe { convert::params_as(env.raw(), values.raw(), names.raw(), true) }.map_err(type_error)?;
+    let bind = unsafe { convert::params_as(env.raw(), values.raw(), names.raw(), true) }
+      .map_err(|e| type_error(&env, e))?;
     let first = match first {
       0 => FirstResult::Step,
       1 => FirstResult::Read,
@@ -352,28 +355,24 @@ impl NativeSession {
   /// JavaScript turn and send them in one write).
   #[napi]
   pub fn flush(&self) {
-    if let Some(Backend::Cluster(membership)) = &self.backend {
-      membership.flush();
+    if let Some(backend) = &self.backend {
+      backend.flush();
     }
   }
 
   /// Acknowledges one `each()` chunk.
   #[napi]
   pub fn resume(&self) {
-    match &self.backend {
-      Some(Backend::Local(handle)) => handle.resume(),
-      Some(Backend::Cluster(membership)) => membership.resume(),
-      _ => {}
+    if let Some(backend) = &self.backend {
+      backend.resume();
     }
   }
 
   /// Interrupts this session's running statement, if any.
   #[napi]
   pub fn interrupt(&self) {
-    match &self.backend {
-      Some(Backend::Local(handle)) => handle.interrupt(),
-      Some(Backend::Cluster(membership)) => membership.interrupt(),
-      _ => {}
+    if let Some(backend) = &self.backend {
+      backend.interrupt();
     }
   }
 
@@ -389,8 +388,8 @@ impl NativeSession {
       })
     });
     match self.backend.as_mut() {
-      Some(Backend::Cluster(membership)) => membership.leave(done),
-      _ => done(),
+      Some(backend) => backend.leave(done),
+      None => done(),
     }
   }
 

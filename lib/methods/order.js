@@ -1,7 +1,8 @@
 'use strict'
 // Call order: `serialize()`, `parallelize()` and `wait()`. The engine runs a Database's calls
 // in call order whatever the mode (see lib/database.js), so serialize and parallelize only run
-// their callback; `wait()` calls back once every call made before it has been answered.
+// their callback; `wait()` is a request that does nothing, so its callback runs after those of
+// every call made before it.
 
 const { isFunction } = require('../callbacks')
 const { command } = require('../request')

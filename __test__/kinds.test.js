@@ -1,14 +1,21 @@
 'use strict'
 // The message kinds, the batch stride and the execution modes are numbers that Rust
 // (src/js/convert.rs, src/js/session.rs) and JavaScript (lib/session.js) must agree on: a
-// mismatch would route answers to the wrong handler. Both sides are read here and compared.
+// mismatch would route answers to the wrong handler. The configure options and the event
+// names are words both sides must spell alike (lib/methods/configure.js, lib/methods/events.js):
+// a mismatch would make a valid option fail or an event never reach its listeners. Both sides
+// are read here and compared.
 
 const fs = require('fs')
 const path = require('path')
 const { K, MODE } = require('../lib/session')
+const { HOOKS } = require('../lib/methods/configure')
 
 const root = path.join(__dirname, '..')
 const read = (file) => fs.readFileSync(path.join(root, file), 'utf8')
+// Every Rust file of the N-API side, as one text: the words may move between its files.
+const readNapiSide = () => fs.readdirSync(path.join(root, 'src/js')).filter((f) => f.endsWith('.rs'))
+  .map((f) => read(path.join('src/js', f))).join('\n')
 
 test('message kinds and the batch stride are the same numbers in Rust and in lib/session.js', () => {
   const rust = {}
@@ -25,4 +32,14 @@ test('execution modes are the same numbers in Rust and in lib/session.js', () =>
   const rust = {}
   for (const [, value, name] of body.matchAll(/(\d+) => Mode::(\w+)/g)) rust[name.toLowerCase()] = Number(value)
   expect(rust).toEqual(MODE)
+})
+
+test('configure options are the same words in Rust and in lib/methods/configure.js', () => {
+  const rust = [...readNapiSide().matchAll(/"(\w+)" => Setting::/g)].map((m) => m[1])
+  expect(rust.sort()).toEqual(['busyTimeout', 'limit', ...HOOKS].sort())
+})
+
+test("the events Rust reports are 'role' and the hooks lib/methods/events.js turns on", () => {
+  const rust = [...readNapiSide().matchAll(/self\.str\("(\w+)"\)/g)].map((m) => m[1])
+  expect(rust.sort()).toEqual(['role', ...HOOKS].sort())
 })

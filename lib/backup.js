@@ -27,7 +27,7 @@ class Backup {
   /** `new Backup(db, filename, sourceName, destName, filenameIsDest, [callback])`. */
   constructor(db, filename, sourceName, destName, filenameIsDest, callback) {
     // The mark lib/database.js puts on its prototype (as `instanceof Database`, without a require
-    // cycle: database.js requires this file for db.backup()).
+    // cycle: database.js requires this file, through lib/methods/backup.js, for db.backup()).
     if (!db?.[kDatabase]) throw new TypeError('Database object expected')
     if (typeof filename !== 'string') throw new TypeError('Filename expected')
     if (typeof sourceName !== 'string') throw new TypeError('Source database name expected')

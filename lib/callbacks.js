@@ -1,8 +1,9 @@
 'use strict'
 // The callback side of the Database and Statement requests: node-sqlite3's rules for finding
 // the callbacks among the arguments, the async scope a callback runs in, and the handler that
-// turns the engine's answers into callback calls. Shared by lib/database.js and lib/statement.js
-// (and lib/backup.js); it requires neither, so that they need not require each other.
+// turns the engine's answers into callback calls. Shared by the request path (lib/request.js),
+// the Database's methods (lib/methods/), lib/statement.js and lib/backup.js; it requires none of
+// them, so that they need not require each other.
 
 const { AsyncResource } = require('async_hooks')
 const { sqliteError } = require('./errors')

@@ -1,7 +1,8 @@
 'use strict'
 // The Statement class: node-sqlite3's prepared statement (docs/node-sqlite3.md#statements). Each operation is one
 // request to the engine, answered in call order; `get()` without parameters walks the result
-// like a cursor; an operation after `finalize()` fails synchronously.
+// like a cursor; an operation after `finalize()` fails synchronously. run/get/all/each take the
+// path of one-shot queries (lib/request.js `execute`), with the route `PREPARED` below.
 //
 // A Statement made while its Database closes is prepared only if that close fails; one made
 // on a closed Database is never prepared. node-sqlite3 then reports the error once, to the
@@ -12,8 +13,8 @@ const EventEmitter = require('events')
 const { parseParams } = require('./values')
 const { misuseInCall } = require('./errors')
 const { K, MODE } = require('./session')
-const { kDatabase, isFunction, errorOf, splitCallback, splitEachCallbacks, scope, statementHandler, mapRows } =
-  require('./callbacks')
+const { kDatabase, isFunction, errorOf, splitCallback, scope, statementHandler, mapRows } = require('./callbacks')
+const { execute } = require('./request')
 
 const kDb = Symbol('db')
 const kId = Symbol('id')
@@ -26,7 +27,7 @@ class Statement {
   /** `new Statement(db, sql, [callback])`; normally made by `db.prepare()`. */
   constructor(db, sql, callback) {
     // The mark lib/database.js puts on Database.prototype: as `instanceof Database`, without
-    // requiring lib/database.js (which requires this file).
+    // requiring lib/database.js (which requires this file, through lib/methods/).
     if (!db?.[kDatabase]) throw new TypeError('Database object expected')
     if (typeof sql !== 'string') throw new TypeError('SQL query expected')
     if (callback !== undefined && !isFunction(callback)) throw new TypeError('Callback expected')
@@ -80,6 +81,14 @@ class Statement {
     return !this[kFinalized] && (state === 'closed' || state === 'failed')
   }
 
+  /** `_held()`, or else a finalized statement's error delivered: true when `operation` is not sent. */
+  _gated(operation, callback) {
+    if (this._held(operation)) return true
+    if (!this[kFinalized]) return false
+    this._finalizedError(callback)
+    return true
+  }
+
   _onError(err, callback) {
     if (callback) callback.call(this, err)
     else this.emit('error', err)
@@ -99,33 +108,24 @@ class Statement {
     return this
   }
 
-  _execute(mode, args, type) {
-    const each = mode === MODE.each
-    const { end, callback, complete } = each ? splitEachCallbacks(args) : splitCallback(args)
-    if (this._held(() => this._execute(mode, args, type))) return this
-    if (this[kFinalized]) return this._finalizedError(callback || complete)
-    const params = parseParams(args, end)
-    const db = this[kDb]
-    const session = db._session
-    const handler = statementHandler(this, session, scope(type), callback, complete, (e, cb) => this._onError(e, cb))
-    db._send((id) => session.native.execute(id, this[kId], mode, params?.values, params?.names), handler)
+  run(...args) {
+    execute(PREPARED, this[kDb], this, 'run', this.sql, args)
     return this
   }
 
-  run(...args) {
-    return this._execute(MODE.run, args, 'sqlite3.Statement.Run')
-  }
-
   get(...args) {
-    return this._execute(MODE.get, args, 'sqlite3.Statement.Get')
+    execute(PREPARED, this[kDb], this, 'get', this.sql, args)
+    return this
   }
 
   all(...args) {
-    return this._execute(MODE.all, args, 'sqlite3.Statement.All')
+    execute(PREPARED, this[kDb], this, 'all', this.sql, args)
+    return this
   }
 
   each(...args) {
-    return this._execute(MODE.each, args, 'sqlite3.Statement.Each')
+    execute(PREPARED, this[kDb], this, 'each', this.sql, args)
+    return this
   }
 
   map(...args) {
@@ -135,8 +135,7 @@ class Statement {
 
   bind(...args) {
     const { end, callback } = splitCallback(args)
-    if (this._held(() => this.bind(...args))) return this
-    if (this[kFinalized]) return this._finalizedError(callback)
+    if (this._gated(() => this.bind(...args), callback)) return this
     const params = parseParams(args, end)
     const db = this[kDb]
     const session = db._session
@@ -148,8 +147,7 @@ class Statement {
 
   reset(callback) {
     if (callback !== undefined && !isFunction(callback)) throw new TypeError('Argument 0 must be a function')
-    if (this._held(() => this.reset(callback))) return this
-    if (this[kFinalized]) return this._finalizedError(callback)
+    if (this._gated(() => this.reset(callback), callback)) return this
     const db = this[kDb]
     const session = db._session
     const handler = statementHandler(this, session, scope('sqlite3.Statement.Reset'), callback, undefined,
@@ -181,6 +179,24 @@ class Statement {
     })
     return db
   }
+}
+
+// The scope types of node-sqlite3's async resources.
+const TYPES = {
+  run: 'sqlite3.Statement.Run', get: 'sqlite3.Statement.Get', all: 'sqlite3.Statement.All', each: 'sqlite3.Statement.Each',
+}
+
+/** The route of a Statement's run/get/all/each through `execute` (lib/request.js). */
+const PREPARED = {
+  // node-sqlite3 reports a finalized statement's error to the first function.
+  held: (stmt, retry, callback, complete) => stmt._gated(retry, callback || complete),
+  bindsParameters: true,
+  receiver: (stmt) => stmt,
+  scope: (method) => scope(TYPES[method]),
+  unclaimed: (stmt, err) => stmt.emit('error', err),
+  send(db, stmt, handler, method, sql, params) {
+    db._send((id) => db._session.native.execute(id, stmt[kId], MODE[method], params?.values, params?.names), handler)
+  },
 }
 
 // node-sqlite3 copies EventEmitter's methods onto its classes instead of inheriting.

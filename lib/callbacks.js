@@ -20,13 +20,15 @@ function isFunction(f) {
   return typeof f === 'function'
 }
 
-function errorOf(a, b, c) {
-  const error = sqliteError(a, b, c)
-  if (c === 'CLUSTER_MASTER_EXISTS') {
-    const pid = /\(pid (\d+)\)/.exec(a)
-    error.masterPid = pid ? Number(pid[1]) : null
-  }
-  return error
+/**
+ * The Error for an error message of the addon: `message`, `errno` and `code`, where `code` is
+ * the code's name or, for an error that carries data, `{ code, ...data }` (`masterPid` of
+ * CLUSTER_MASTER_EXISTS), whose data go on the error as properties.
+ */
+function errorOf(message, errno, code) {
+  if (typeof code === 'string') return sqliteError(message, errno, code)
+  const { code: name, ...data } = code
+  return Object.assign(sqliteError(message, errno, name), data)
 }
 
 /** Splits `args` into parameters and the trailing callback (node-sqlite3's rule). */

@@ -39,6 +39,12 @@ pub enum Error {
   Sqlite { code: i32, message: String },
   /// A failure of the cluster layer.
   Cluster { code: ClusterCode, message: String },
+  /// `CLUSTER_MASTER_EXISTS`: `serve` was asked, but another process is master of the socket.
+  /// JavaScript gets the master's pid as `err.masterPid` (`null` when unknown).
+  MasterExists {
+    master_pid: Option<u32>,
+    message: String,
+  },
 }
 
 impl Error {
@@ -57,7 +63,7 @@ impl Error {
   pub fn errno(&self) -> i32 {
     match self {
       Error::Sqlite { code, .. } => code & 0xff,
-      Error::Cluster { .. } => 0,
+      Error::Cluster { .. } | Error::MasterExists { .. } => 0,
     }
   }
 
@@ -66,12 +72,15 @@ impl Error {
     match self {
       Error::Sqlite { code, .. } => code_name(*code & 0xff),
       Error::Cluster { code, .. } => code.as_str(),
+      Error::MasterExists { .. } => ClusterCode::MasterExists.as_str(),
     }
   }
 
   pub fn message(&self) -> &str {
     match self {
-      Error::Sqlite { message, .. } | Error::Cluster { message, .. } => message,
+      Error::Sqlite { message, .. }
+      | Error::Cluster { message, .. }
+      | Error::MasterExists { message, .. } => message,
     }
   }
 

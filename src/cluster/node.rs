@@ -1015,23 +1015,22 @@ fn elsewhere_why() -> String {
 }
 
 fn master_elsewhere(filename: &str) -> Error {
-  cluster_error(
-    ClusterCode::MasterExists,
-    format!("{filename}: {}", elsewhere_why()),
-  )
+  Error::MasterExists {
+    master_pid: None,
+    message: format!("{filename}: {}", elsewhere_why()),
+  }
 }
 
 fn master_exists(paths: &Paths, pid: Option<u32>) -> Error {
   let pid = pid.or_else(|| paths.holder_pid());
   let who = pid.map_or("another process".to_string(), |p| format!("process {p}"));
-  cluster_error(
-    ClusterCode::MasterExists,
-    format!(
-      "{who} is already the master of {} (pid {}); connect to it (leave `serve` unset) instead",
-      paths.sock.display(),
-      pid.map_or("unknown".into(), |p| p.to_string())
+  Error::MasterExists {
+    master_pid: pid,
+    message: format!(
+      "{who} is already the master of {}; connect to it (leave `serve` unset) instead",
+      paths.sock.display()
     ),
-  )
+  }
 }
 
 async fn elect(node: Arc<Node>, deadline: Instant) {

@@ -550,8 +550,45 @@ impl Writer {
     unsafe {
       let message = self.str(&error.display())?;
       let errno = self.num(error.errno() as f64)?;
-      let code = self.str(error.code())?;
+      let code = self.error_code(error)?;
       self.message(id, kind, message, errno, code)
+    }
+  }
+
+  /// An error's `code` slot: the code's name, or, for an error that carries data,
+  /// `{ code, masterPid }` (`lib/callbacks.js` `errorOf` puts the data on the error object).
+  ///
+  /// # Safety
+  ///
+  /// This module's N-API contract (module docs), within the handle scope the writer was made in.
+  unsafe fn error_code(&self, error: &Error) -> JsResult<sys::napi_value> {
+    let Error::MasterExists { master_pid, .. } = error else {
+      // SAFETY: this function's contract.
+      return unsafe { self.str(error.code()) };
+    };
+    // SAFETY: the module's N-API contract; `object` is a local the call writes, and every
+    // value set on it is a handle of the writer's scope; the names are NUL-terminated.
+    unsafe {
+      let mut object = ptr::null_mut();
+      call!(sys::napi_create_object(self.env, &mut object));
+      let code = self.str(error.code())?;
+      call!(sys::napi_set_named_property(
+        self.env,
+        object,
+        c"code".as_ptr(),
+        code
+      ));
+      let pid = match master_pid {
+        Some(pid) => self.num(f64::from(*pid))?,
+        None => self.null,
+      };
+      call!(sys::napi_set_named_property(
+        self.env,
+        object,
+        c"masterPid".as_ptr(),
+        pid
+      ));
+      Ok(object)
     }
   }
 
@@ -608,7 +645,7 @@ impl Writer {
                   1,
                   self.num(e.errno() as f64)?
                 ));
-                call!(sys::napi_set_element(self.env, array, 2, self.str(e.code())?));
+                call!(sys::napi_set_element(self.env, array, 2, self.error_code(e)?));
                 array
               }
             };

@@ -161,10 +161,10 @@ impl Engine {
       }),
       interrupted: Arc::new(AtomicBool::new(false)),
     });
-    let worker_shared = shared.clone();
+    let thread_shared = shared.clone();
     std::thread::Builder::new()
       .name("sqlite3-cluster engine".into())
-      .spawn(move || scheduler::run(rx, worker_shared))
+      .spawn(move || scheduler::run(rx, thread_shared))
       .expect("the engine thread could not be started");
     Arc::new(Engine { commands: tx, shared })
   }

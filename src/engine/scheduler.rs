@@ -115,6 +115,12 @@ fn runnable(sessions: &HashMap<SessionId, Session>, id: SessionId) -> bool {
   }
 }
 
+/// The hooks that `sessions` want, with `also`: each connection hook is on while any session
+/// wants it.
+fn hooks_wanted(sessions: &HashMap<SessionId, Session>, also: Hooks) -> Hooks {
+  sessions.values().fold(also, |hooks, s| hooks.union(s.hooks))
+}
+
 /// What the request being run may learn of the others (`requests::Turn`), borrowed from the
 /// scheduler for the length of one request.
 struct Others<'a> {
@@ -135,10 +141,7 @@ impl Turn for Others<'_> {
   }
 
   fn hooks_of_others(&self) -> Hooks {
-    self
-      .sessions
-      .values()
-      .fold(Hooks::default(), |hooks, s| hooks.union(s.hooks))
+    hooks_wanted(self.sessions, Hooks::default())
   }
 }
 
@@ -320,11 +323,7 @@ impl Scheduler {
     }
     if session.hooks.any() {
       session.hooks = Hooks::default();
-      let wanted = self
-        .sessions
-        .values()
-        .fold(session.hooks, |hooks, s| hooks.union(s.hooks));
-      self.db.set_hooks(wanted);
+      self.db.set_hooks(hooks_wanted(&self.sessions, session.hooks));
     }
     if self.sessions.is_empty() {
       self.close_connection();

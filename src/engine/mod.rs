@@ -4,34 +4,56 @@
 //! *session* of the engine of its file. A session's requests run in the order it sent them;
 //! while a session is inside a transaction only its requests run (docs/sessions.md). The engine thread
 //! is a plain OS thread: it never runs on a tokio worker and never blocks the JavaScript thread.
+//!
+//! This file is the handle other threads hold (`Engine`, `SessionHandle`, `Sink`). On the
+//! engine thread:
+//! - `scheduler`: which session runs next (turn order, transaction pinning, `transactionTimeout`,
+//!   flow control, the graceful-close guard);
+//! - `requests/`: what each request does and answers, with node-sqlite3's semantics, one file per
+//!   family (statements, `each()`, exec, open and keys, configure, backup);
+//! - `session`: one session's state; `policy`: the rules in which sessions differ (a local
+//!   Database, a cluster client);
+//! - `database`: the connection and what lives on it; `read_group`, `stream` (`each()` chunks and
+//!   windows), `cache`, `settings`, `backup`, `identity` (the file's path watched), `sqlcipher3`;
+//! - `connection`: the SQLite C API; `sql` and `lexer`: what the engine reads from SQL text;
+//!   `keys`: proving a key against a file.
 
 mod backup;
 mod cache;
 mod connection;
+mod database;
 mod identity;
+mod keys;
 mod lexer;
+mod policy;
+mod read_group;
+mod requests;
+mod scheduler;
+mod session;
 mod settings;
+mod sql;
 mod sqlcipher3;
-mod worker;
+mod stream;
 
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, Weak};
 
 use once_cell::sync::Lazy;
-use rusqlite::ffi;
 
-use crate::error::Error;
-use crate::protocol::{Key, OpenOptions, Outgoing, Request};
+use crate::protocol::{Outgoing, Request};
 
 pub use connection::{Connection, Statement};
 pub use identity::{of as file_identity, Identity};
+pub use keys::{check_key, prove_key};
+pub use policy::SessionPolicy;
 pub use settings::per_database_pragma;
+pub use sql::{begins_transaction, is_query, is_rollback};
 
 /// Where an engine delivers a session's replies and events. `send` is called on the engine
 /// thread and must not block for long: a local sink queues for the JavaScript thread, a
@@ -66,9 +88,7 @@ enum Command {
   Attach {
     session: SessionId,
     sink: Arc<dyn Sink>,
-    /// A client of the master, reached over the socket: it joins the connection the master
-    /// opened (its key never travels) and may not load extensions.
-    remote: bool,
+    policy: SessionPolicy,
   },
   Request {
     session: SessionId,
@@ -141,30 +161,31 @@ impl Engine {
       }),
       interrupted: Arc::new(AtomicBool::new(false)),
     });
-    let worker_shared = shared.clone();
+    let thread_shared = shared.clone();
     std::thread::Builder::new()
       .name("sqlite3-cluster engine".into())
-      .spawn(move || worker::run(rx, worker_shared))
+      .spawn(move || scheduler::run(rx, thread_shared))
       .expect("the engine thread could not be started");
     Arc::new(Engine { commands: tx, shared })
   }
 
   /// Starts a session that delivers to `sink`. Its first request must be `Request::Open`.
   pub fn attach(self: &Arc<Engine>, sink: Arc<dyn Sink>) -> SessionHandle {
-    self.attach_as(sink, false)
+    self.attach_with(sink, SessionPolicy::LOCAL)
   }
 
-  /// Starts the session of a cluster client (see `Command::Attach`).
+  /// Starts the session of a cluster client (`SessionPolicy::CLUSTER_CLIENT`).
   pub fn attach_remote(self: &Arc<Engine>, sink: Arc<dyn Sink>) -> SessionHandle {
-    self.attach_as(sink, true)
+    self.attach_with(sink, SessionPolicy::CLUSTER_CLIENT)
   }
 
-  fn attach_as(self: &Arc<Engine>, sink: Arc<dyn Sink>, remote: bool) -> SessionHandle {
+  /// Starts a session that delivers to `sink` and is treated as `policy` says.
+  pub fn attach_with(self: &Arc<Engine>, sink: Arc<dyn Sink>, policy: SessionPolicy) -> SessionHandle {
     let session = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
     let _ = self.commands.send(Command::Attach {
       session,
       sink,
-      remote,
+      policy,
     });
     SessionHandle {
       engine: self.clone(),
@@ -243,107 +264,6 @@ impl Drop for SessionHandle {
       session: self.session,
     });
   }
-}
-
-/// Whether `sql` is a `ROLLBACK` of the whole transaction (not `ROLLBACK TO` a savepoint): the
-/// one statement an aborted session may run (docs/sessions.md#aborted-sessions).
-pub fn is_rollback(sql: &str) -> bool {
-  let (words, rest) = lexer::leading_words(sql);
-  let whole = match words.as_slice() {
-    [first] => first.eq_ignore_ascii_case("ROLLBACK"),
-    [first, second] => first.eq_ignore_ascii_case("ROLLBACK") && second.eq_ignore_ascii_case("TRANSACTION"),
-    _ => false,
-  };
-  whole && lexer::skip_blanks(rest.strip_prefix(';').unwrap_or(rest)).is_empty()
-}
-
-/// Whether `sql` opens a transaction (`BEGIN …` or a `SAVEPOINT` outside one).
-pub fn begins_transaction(sql: &str) -> bool {
-  let word = lexer::first_word(sql);
-  word.eq_ignore_ascii_case("BEGIN") || word.eq_ignore_ascii_case("SAVEPOINT")
-}
-
-/// Proves `options.key` against the file without changing it (a second, read-only connection):
-/// `SQLITE_NOTADB` when the key cannot read it. A cluster client runs this before it uses the
-/// master's connection, since its own key never travels to the master. Other failures (the file
-/// busy, say) prove nothing either way and pass.
-pub fn check_key(options: &OpenOptions) -> Result<(), Error> {
-  let Some(key) = &options.key else { return Ok(()) };
-  let Ok(conn) = connection::Connection::open(
-    &options.filename,
-    ffi::SQLITE_OPEN_READONLY,
-    options.busy_timeout_ms,
-  ) else {
-    return Ok(());
-  };
-  if !options.verbose {
-    let _ = conn.execute_batch("PRAGMA cipher_log_level = NONE");
-  }
-  // A writer holding the file longer than the busy timeout gets a few more chances: a key
-  // that was never read against the file must not pass as right.
-  let mut result = conn.apply_key(key);
-  for _ in 0..5 {
-    match &result {
-      Err(e) if matches!(e.errno(), ffi::SQLITE_BUSY | ffi::SQLITE_LOCKED) => {
-        result = conn.verify_readable(true)
-      }
-      _ => break,
-    }
-  }
-  match result {
-    // A 1.x file that this key opens the 1.x way: the master moves it to SQLCipher 4 (it
-    // cannot have yet if it has no key of its own), and it will open with this key then.
-    Err(_)
-      if options
-        .legacy
-        .as_ref()
-        .is_some_and(|l| sqlcipher3::is_legacy_file(Path::new(&options.filename), l)) =>
-    {
-      Ok(())
-    }
-    Err(e) if e.errno() == ffi::SQLITE_NOTADB => Err(e),
-    _ => Ok(()),
-  }
-}
-
-/// Keys proved against files by `prove_key`, as digests of file name and key: a process whose
-/// ORM opens a Database per transaction pays for SQLCipher's key derivation once.
-static PROVEN: Lazy<Mutex<HashSet<[u8; 32]>>> = Lazy::new(|| Mutex::new(HashSet::new()));
-
-/// `key` opens `filename`: tried on a read-only connection of its own, so no connection in use
-/// is disturbed. A file that does not exist yet, or is empty, takes any key.
-pub fn prove_key(filename: &str, key: &Key, verbose: bool) -> bool {
-  use sha2::{Digest, Sha256};
-  let mut digest = Sha256::new();
-  digest.update(filename.as_bytes());
-  digest.update([0]);
-  digest.update(connection::key_material(key));
-  let digest: [u8; 32] = digest.finalize().into();
-  if PROVEN.lock().unwrap_or_else(|e| e.into_inner()).contains(&digest) {
-    return true;
-  }
-  let Ok(conn) = connection::Connection::open(filename, ffi::SQLITE_OPEN_READONLY, 5000) else {
-    // Nothing to read yet: the first write creates the file with this key.
-    return !Path::new(filename).exists();
-  };
-  if !verbose {
-    let _ = conn.execute_batch("PRAGMA cipher_log_level = NONE");
-  }
-  let proven = conn.apply_key(key).is_ok();
-  // An empty file takes any key, so only a key proved against pages is remembered.
-  if proven && std::fs::metadata(filename).is_ok_and(|m| m.len() > 0) {
-    PROVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(digest);
-  }
-  proven
-}
-
-/// SQL that starts with `SELECT`, `WITH` or `VALUES` (after blanks and comments): with a
-/// read-only statement that returns columns, a query and nothing else (no pragma, no BEGIN).
-pub fn is_query(sql: &str) -> bool {
-  let word = lexer::first_word(sql);
-  ["SELECT", "WITH", "VALUES"]
-    .iter()
-    .any(|w| word.eq_ignore_ascii_case(w))
 }
 
 /// The path that identifies a database file: the real path of its directory plus its name, so

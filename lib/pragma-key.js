@@ -2,7 +2,7 @@
 // `PRAGMA key = …` sent as a statement: the route ORMs take to SQLCipher (sequelize's
 // `password`, TypeORM's `key`, a knex `afterCreate` hook). It cannot run as SQL on a connection
 // other Databases share, and in a cluster client the key must stay in the process, so the
-// Database recognises it and sends it as a key of its own session (see src/engine/worker.rs
+// Database recognises it and sends it as a key of its own session (see src/engine/requests/open.rs
 // `pragma_key`).
 
 // PRAGMA [main.]key = <value>  or  PRAGMA [main.]key(<value>), alone, an optional `;` after.

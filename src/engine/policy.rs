@@ -54,23 +54,6 @@ mod tests {
   use crate::engine::stream::CHUNK_BYTES;
 
   #[test]
-  fn a_local_database_opens_its_connection_and_may_load_extensions() {
-    let local = SessionPolicy::LOCAL;
-    assert!(!local.joins_existing_connection);
-    assert!(!local.hands_over_without_connection);
-    assert!(local.may_load_extensions);
-    assert_eq!(local.chunk_bytes_limit, usize::MAX);
-  }
-
-  #[test]
-  fn a_cluster_client_joins_the_masters_connection_and_loads_nothing_into_it() {
-    let client = SessionPolicy::CLUSTER_CLIENT;
-    assert!(client.joins_existing_connection);
-    assert!(client.hands_over_without_connection);
-    assert!(!client.may_load_extensions);
-  }
-
-  #[test]
   fn a_client_chunk_fits_one_message_and_still_holds_a_full_chunk() {
     let limit = SessionPolicy::CLUSTER_CLIENT.chunk_bytes_limit;
     assert!(

@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::auth;
-use super::failover::Loss;
+use super::failover::{Loss, Pending};
 use super::handshake::{self, Attempt, HANDSHAKE_AT_LEAST, HANDSHAKE_TIMEOUT};
 use super::wire::{self, Challenge, Down, FrameReader, Framed, Up, BUFFER_KEEP, BUFFER_START};
 use crate::error::{ClusterCode, Error};
@@ -104,7 +104,7 @@ impl Conn {
 
   /// The link is given up: its tasks stop, and what it had not written, and what it wrote and
   /// saw unanswered (in the order written), go to the failover policy.
-  pub fn give_up(&self) -> (Vec<Up>, Vec<((u32, u32), (u64, Request))>) {
+  pub fn give_up(&self) -> (Vec<Up>, Vec<Pending>) {
     let (unsent, written) = {
       let mut queue = self.lock();
       queue.dead = true;
@@ -117,6 +117,10 @@ impl Conn {
     self.stop.notify_one();
     let mut written: Vec<_> = written.into_iter().collect();
     written.sort_by_key(|(_, (sequence, _))| *sequence);
+    let written = written
+      .into_iter()
+      .map(|((session, id), (_, request))| (session, id, request))
+      .collect();
     (unsent, written)
   }
 }

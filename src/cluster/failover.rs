@@ -34,7 +34,7 @@ pub struct Replay {
   /// The last statement that set each per-Database pragma (`foreign_keys`…), by name.
   pragmas: BTreeMap<&'static str, String>,
   /// Its transaction was lost: the next master marks the session aborted.
-  pub lost_txn: bool,
+  lost_txn: bool,
 }
 
 impl Replay {
@@ -75,6 +75,11 @@ impl Replay {
   /// The member gave a key (with its open, `init`, or `PRAGMA key`).
   pub fn has_key(&self) -> bool {
     self.key.is_some() || self.pragma_key.is_some() || self.open.as_ref().is_some_and(|o| o.key.is_some())
+  }
+
+  /// The member's link ended; `in_txn`: its transaction was open on that master, and is lost.
+  pub fn link_ended(&mut self, in_txn: bool) {
+    self.lost_txn |= in_txn;
   }
 
   /// The member has prepared statements that are not finalized.
@@ -379,6 +384,17 @@ mod tests {
     };
     let _ = Loss::Dropped.fate(1, 7, execute, &mut replay);
     assert!(replay.lost_txn);
+  }
+
+  #[test]
+  fn a_transaction_open_when_the_link_ended_is_marked_aborted_once() {
+    let mut replay = opened();
+    replay.link_ended(false);
+    assert!(!matches!(replay.requests(&[]).last(), Some(Request::Abort)));
+    replay.link_ended(true);
+    replay.link_ended(false);
+    assert!(matches!(replay.requests(&[]).last(), Some(Request::Abort)));
+    assert!(!matches!(replay.requests(&[]).last(), Some(Request::Abort)));
   }
 
   #[test]

@@ -33,13 +33,15 @@ fn lock(state: &Mutex<Check>) -> MutexGuard<'_, Check> {
   state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl KeyCheck {
-  pub fn new() -> Self {
+impl Default for KeyCheck {
+  fn default() -> Self {
     KeyCheck {
       state: Arc::new(Mutex::new(Check::None)),
     }
   }
+}
 
+impl KeyCheck {
   /// No check of this member's key is running. (An open still waiting for its answer does not
   /// count: after a graceful handover it is sent again, so it may never be answered by the
   /// master it was armed for, and this member may be the only one able to lead.)

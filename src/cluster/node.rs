@@ -117,7 +117,7 @@ impl MemberSink {
     MemberSink {
       out,
       in_txn: AtomicBool::new(false),
-      check: KeyCheck::new(),
+      check: KeyCheck::default(),
     }
   }
 }
@@ -557,7 +557,7 @@ impl Node {
     };
     let (unsent, written) = conn.give_up();
     let mut pending = VecDeque::new();
-    for ((session, id), (_, request)) in written {
+    for (session, id, request) in written {
       let Some(member) = state.members.get_mut(&session) else {
         continue;
       };
@@ -575,9 +575,9 @@ impl Node {
       }
     }
     for member in state.members.values_mut() {
-      if member.sink.in_txn.swap(false, Ordering::AcqRel) {
-        member.replay.lost_txn = true;
-      }
+      member
+        .replay
+        .link_ended(member.sink.in_txn.swap(false, Ordering::AcqRel));
       member.sink.out.reset();
     }
     Self::close_in_place(&mut state, &mut pending);

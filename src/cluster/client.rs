@@ -11,7 +11,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 use tokio::sync::Notify;
@@ -20,7 +19,7 @@ use tokio::time::Instant;
 use super::auth;
 use super::failover::{Loss, Pending};
 use super::handshake::{self, Attempt, HANDSHAKE_AT_LEAST, HANDSHAKE_TIMEOUT};
-use super::wire::{self, Challenge, Down, FrameReader, Framed, Up, BUFFER_KEEP, BUFFER_START};
+use super::wire::{self, Challenge, Down, FrameReader, FrameWriter, Framed, Up};
 use crate::error::{ClusterCode, Error};
 use crate::protocol::Request;
 
@@ -138,7 +137,7 @@ pub async fn connect(
   sock: &Path,
   secret: Option<&[u8]>,
   deadline: Instant,
-) -> Result<(FrameReader<OwnedReadHalf>, OwnedWriteHalf, Challenge), Attempt> {
+) -> Result<(FrameReader<OwnedReadHalf>, FrameWriter<OwnedWriteHalf>, Challenge), Attempt> {
   use std::io::ErrorKind;
   let stream = match UnixStream::connect(sock).await {
     Ok(stream) => stream,
@@ -177,7 +176,7 @@ pub async fn connect(
 pub fn run<N: Owner>(
   conn: &Arc<Conn>,
   reader: FrameReader<OwnedReadHalf>,
-  write: OwnedWriteHalf,
+  write: FrameWriter<OwnedWriteHalf>,
   owner: Weak<N>,
   silence: Duration,
 ) {
@@ -195,13 +194,12 @@ pub fn heartbeat_timeout(connect_timeout: Duration) -> Duration {
 
 /// Writes what members staged, a burst per write. Each request is encoded while it is taken
 /// from the queue and then kept, moved and not copied, among the written-and-unanswered.
-async fn writer<N: Owner>(conn: Arc<Conn>, mut write: OwnedWriteHalf, owner: Weak<N>) {
-  let mut buffer = Vec::with_capacity(BUFFER_START);
+async fn writer<N: Owner>(conn: Arc<Conn>, mut write: FrameWriter<OwnedWriteHalf>, owner: Weak<N>) {
   let mut frames = Vec::new();
   let mut refused = Vec::new();
   loop {
     conn.wake.notified().await;
-    buffer.clear();
+    let buffer = write.pending();
     let closing = {
       let mut queue = conn.lock();
       if queue.dead {
@@ -214,7 +212,7 @@ async fn writer<N: Owner>(conn: Arc<Conn>, mut write: OwnedWriteHalf, owner: Wea
           queue.waiting_since = Some(Instant::now());
         }
         // Too large to send: answered here instead.
-        if let Some(no) = wire::encode_or_refuse(&up, request, &mut buffer, |e| {
+        if let Some(no) = wire::encode_or_refuse(&up, request, buffer, |e| {
           format!("the request cannot be sent to the master: {e}")
         }) {
           refused.push(no.reply());
@@ -234,7 +232,7 @@ async fn writer<N: Owner>(conn: Arc<Conn>, mut write: OwnedWriteHalf, owner: Wea
         None => refused.clear(),
       }
     }
-    if !buffer.is_empty() && write.write_all(&buffer).await.is_err() {
+    if !buffer.is_empty() && write.write_out().await.is_err() {
       // The master closed its end. The reader tells how: its `Closing` may be waiting to be
       // read, and then what this write carried never ran and goes to the next master.
       return;
@@ -242,9 +240,6 @@ async fn writer<N: Owner>(conn: Arc<Conn>, mut write: OwnedWriteHalf, owner: Wea
     if closing {
       let _ = write.shutdown().await;
       return;
-    }
-    if buffer.capacity() > BUFFER_KEEP {
-      buffer = Vec::with_capacity(BUFFER_START);
     }
   }
 }

@@ -217,7 +217,7 @@ mod tests {
   //! pipe: no socket, no file.
 
   use super::*;
-  use tokio::io::{AsyncWriteExt, DuplexStream, ReadHalf, WriteHalf};
+  use tokio::io::{DuplexStream, ReadHalf, WriteHalf};
 
   type Pipe = Framed<ReadHalf<DuplexStream>, WriteHalf<DuplexStream>>;
 
@@ -228,6 +228,12 @@ mod tests {
     let (a, b) = tokio::io::duplex(1 << 16);
     let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
     (Framed::new(ar, aw), Framed::new(br, bw))
+  }
+
+  /// Bytes that are not (all) a frame, as a broken or hostile peer sends them.
+  async fn send_raw(writer: &mut wire::FrameWriter<WriteHalf<DuplexStream>>, bytes: &[u8]) {
+    writer.pending().extend_from_slice(bytes);
+    writer.write_out().await.unwrap();
   }
 
   fn block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -390,17 +396,14 @@ mod tests {
     block_on(async {
       let (client, mut master) = pipe();
       let (_, mut raw) = client.into_parts();
-      raw
-        .write_all(&(wire::HANDSHAKE_LIMIT as u32 + 1).to_le_bytes())
-        .await
-        .unwrap();
+      send_raw(&mut raw, &(wire::HANDSHAKE_LIMIT as u32 + 1).to_le_bytes()).await;
       let result = as_master(&mut master, &admission(None), WAIT).await;
       assert!(matches!(result, Err(WireError::TooLarge { .. })), "{result:?}");
     });
     let result = block_on(async {
       let (mut client, master) = pipe();
       let (_, mut raw) = master.into_parts();
-      raw.write_all(&u32::MAX.to_le_bytes()).await.unwrap();
+      send_raw(&mut raw, &u32::MAX.to_le_bytes()).await;
       as_client(&mut client, None, Path::new(SOCK), WAIT).await
     });
     fatal(result, ClusterCode::Protocol, "not a sqlite3-cluster master");
@@ -411,7 +414,7 @@ mod tests {
     block_on(async {
       let (client, mut master) = pipe();
       let (_, mut raw) = client.into_parts();
-      raw.write_all(&[10, 0, 0, 0, 1, 2, 3]).await.unwrap();
+      send_raw(&mut raw, &[10, 0, 0, 0, 1, 2, 3]).await;
       drop(raw);
       let result = as_master(&mut master, &admission(None), WAIT).await;
       assert!(matches!(result, Err(WireError::Malformed(_))), "{result:?}");
@@ -421,7 +424,7 @@ mod tests {
       // The master's end stays open for reading (the client's hello goes through); only its
       // writing side ends, inside the frame.
       let (_reading, mut raw) = master.into_parts();
-      raw.write_all(&[10, 0, 0, 0, 1, 2, 3]).await.unwrap();
+      send_raw(&mut raw, &[10, 0, 0, 0, 1, 2, 3]).await;
       raw.shutdown().await.unwrap();
       as_client(&mut client, None, Path::new(SOCK), WAIT).await
     });

@@ -26,7 +26,7 @@ use super::handshake::Attempt;
 use super::identity::{self, Claim, FileLock};
 use super::key_check::KeyCheck;
 use super::server::{Server, ServerConfig};
-use super::wire::{Challenge, Down, FrameReader, Up, REPLAY};
+use super::wire::{Challenge, Down, FrameReader, FrameWriter, Up, REPLAY};
 use crate::engine::{Engine, SessionHandle, Sink};
 use crate::error::{ClusterCode, Error};
 use crate::protocol::{Outgoing, Request, Response, Role};
@@ -440,7 +440,7 @@ impl Node {
   fn become_client(
     self: &Arc<Self>,
     reader: FrameReader<OwnedReadHalf>,
-    write: OwnedWriteHalf,
+    write: FrameWriter<OwnedWriteHalf>,
     challenge: Challenge,
   ) {
     let mut state = self.lock();

@@ -7,15 +7,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use super::handshake::{self, Admission, HANDSHAKE_TIMEOUT};
 use super::wire::{
-  self, Down, FrameReader, Framed, Up, WireError, BACKLOG_LIMIT, BUFFER_KEEP, BUFFER_START, MARK,
-  MAX_OUTSTANDING, MAX_SESSIONS, WRITE_BATCH,
+  self, Down, FrameReader, FrameWriter, Framed, Up, WireError, BACKLOG_LIMIT, MARK, MAX_OUTSTANDING,
+  MAX_SESSIONS, WRITE_BATCH,
 };
 use super::{auth, descriptors};
 use crate::engine::{Engine, SessionHandle, Sink};
@@ -466,15 +465,14 @@ async fn drain<R: tokio::io::AsyncRead + Unpin>(
 }
 
 async fn write_loop(
-  mut write: OwnedWriteHalf,
+  mut write: FrameWriter<OwnedWriteHalf>,
   mut rx: mpsc::UnboundedReceiver<Batch>,
   budget: Arc<Semaphore>,
   backlog: Arc<Backlog>,
   engine: Arc<Engine>,
 ) {
-  let mut buffer = Vec::with_capacity(BUFFER_START);
   while let Some(first) = rx.recv().await {
-    buffer.clear();
+    let buffer = write.pending();
     let (mut finished, mut bytes) = (0, 0);
     let mut next = Some(first);
     while let Some(batch) = next {
@@ -483,7 +481,7 @@ async fn write_loop(
         if down.finishes_request().is_some() {
           finished += 1;
         }
-        put(down, &mut buffer);
+        put(down, buffer);
       }
       next = if buffer.len() < WRITE_BATCH {
         rx.try_recv().ok()
@@ -491,16 +489,13 @@ async fn write_loop(
         None
       };
     }
-    if write.write_all(&buffer).await.is_err() {
+    if write.write_out().await.is_err() {
       break;
     }
     budget.add_permits(finished);
     let before = backlog.bytes.fetch_sub(bytes, Ordering::AcqRel);
     if before >= BACKLOG_LIMIT && before - bytes < BACKLOG_LIMIT {
       engine.wake(); // its sessions may run again
-    }
-    if buffer.capacity() > BUFFER_KEEP {
-      buffer = Vec::with_capacity(BUFFER_START);
     }
   }
   // The client is gone or we are done: unblock a reader waiting for budget.

@@ -414,29 +414,65 @@ impl<R: tokio::io::AsyncRead + Unpin> FrameReader<R> {
   }
 }
 
+/// Writes frames, a burst at a time: a writer encodes what it has into `pending()` and writes
+/// it out in one go (one system call for many small messages).
+pub struct FrameWriter<W> {
+  inner: W,
+  pending: Vec<u8>,
+}
+
+impl<W: tokio::io::AsyncWrite + Unpin> FrameWriter<W> {
+  pub fn new(inner: W) -> Self {
+    FrameWriter {
+      inner,
+      pending: Vec::with_capacity(BUFFER_START),
+    }
+  }
+
+  /// Frames encoded and not written yet.
+  pub fn pending(&mut self) -> &mut Vec<u8> {
+    &mut self.pending
+  }
+
+  /// Writes what is pending. The buffer is emptied either way, and given back when a large
+  /// message grew it past `BUFFER_KEEP`.
+  pub async fn write_out(&mut self) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let written = self.inner.write_all(&self.pending).await;
+    self.pending.clear();
+    if self.pending.capacity() > BUFFER_KEEP {
+      self.pending = Vec::with_capacity(BUFFER_START);
+    }
+    written
+  }
+
+  /// Closes the writing side (the peer reads the end of the stream).
+  pub async fn shutdown(&mut self) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    self.inner.shutdown().await
+  }
+}
+
 /// A framed connection before it is split: frames read under a size limit (`HANDSHAKE_LIMIT`
 /// until the peer is authenticated), frames written whole. Both halves of the handshake run on
-/// it, over a socket or, in tests, over an in-memory pipe.
+/// it, over a socket or, in tests, over an in-memory pipe; the connection's reader and writer
+/// tasks then take its halves.
 pub struct Framed<R, W> {
   reader: FrameReader<R>,
-  writer: W,
-  out: Vec<u8>,
+  writer: FrameWriter<W>,
 }
 
 impl<R: tokio::io::AsyncRead + Unpin, W: tokio::io::AsyncWrite + Unpin> Framed<R, W> {
-  pub fn new(read: R, writer: W) -> Self {
+  pub fn new(read: R, write: W) -> Self {
     Framed {
       reader: FrameReader::new(read, HANDSHAKE_LIMIT),
-      writer,
-      out: Vec::new(),
+      writer: FrameWriter::new(write),
     }
   }
 
   pub async fn send<T: Serialize>(&mut self, message: &T) -> Result<(), WireError> {
-    use tokio::io::AsyncWriteExt;
-    self.out.clear();
-    encode(message, &mut self.out)?;
-    self.writer.write_all(&self.out).await?;
+    encode(message, self.writer.pending())?;
+    self.writer.write_out().await?;
     Ok(())
   }
 
@@ -447,7 +483,7 @@ impl<R: tokio::io::AsyncRead + Unpin, W: tokio::io::AsyncWrite + Unpin> Framed<R
 
   /// The peer is authenticated: frames may be as large as `FRAME_LIMIT` from now on, and the
   /// halves go to the connection's reader and writer tasks.
-  pub fn into_parts(mut self) -> (FrameReader<R>, W) {
+  pub fn into_parts(mut self) -> (FrameReader<R>, FrameWriter<W>) {
     self.reader.set_limit(FRAME_LIMIT);
     (self.reader, self.writer)
   }

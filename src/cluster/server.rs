@@ -7,34 +7,26 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use super::wire::{self, Challenge, Down, FrameReader, Hello, Proof, Up, Verdict, WireError};
+use super::handshake::{self, Admission, HANDSHAKE_TIMEOUT};
+use super::wire::{
+  self, Down, FrameReader, FrameWriter, Framed, Up, WireError, BACKLOG_LIMIT, MARK, MAX_OUTSTANDING,
+  MAX_SESSIONS, WRITE_BATCH,
+};
 use super::{auth, descriptors};
 use crate::engine::{Engine, SessionHandle, Sink};
 use crate::error::{ClusterCode, Error};
 use crate::protocol::{Outgoing, Request, Response};
 
-/// A client must finish the handshake within this time.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Requests a connection may have unanswered; past this the master stops reading from it
-/// (the client's writes then wait), so a client that never reads cannot grow the master.
-const MAX_OUTSTANDING: usize = 8192;
-/// Sessions (Databases) per client connection.
-const MAX_SESSIONS: usize = 4096;
 /// The longest a graceful close waits for a connection: to answer what it read before the
 /// close, and for transactions still open to finish. It normally takes milliseconds; an idle
 /// transaction ends sooner, at the master's `transactionTimeout`.
 const DRAIN_LIMIT: Duration = Duration::from_secs(60);
 /// How long a graceful close waits for a session to answer what it had sent before the close.
 const MARK_LIMIT: Duration = Duration::from_secs(10);
-/// Request id of the marker a graceful close sends through each session.
-const MARK: u32 = u32::MAX - 1;
-/// Writes are coalesced up to this many bytes.
-const WRITE_BATCH: usize = 1 << 20;
 
 pub struct ServerConfig {
   pub engine: Arc<Engine>,
@@ -236,63 +228,13 @@ async fn refuse(stream: UnixStream, config: Arc<ServerConfig>, why: String) {
   if !stream.peer_cred().is_ok_and(|cred| cred.uid() == auth::euid()) {
     return; // only processes of our own user hear anything from us
   }
-  let (read, mut write) = stream.into_split();
-  let mut reader = FrameReader::new(read, wire::HANDSHAKE_LIMIT);
-  let _ = tokio::time::timeout(
-    HANDSHAKE_TIMEOUT,
-    handshake(&mut reader, &mut write, &config, Some(why)),
-  )
-  .await;
-}
-
-/// The master's half of the handshake; `full` refuses an authenticated client for that reason.
-async fn handshake<R: tokio::io::AsyncRead + Unpin>(
-  reader: &mut FrameReader<R>,
-  writer: &mut OwnedWriteHalf,
-  config: &ServerConfig,
-  full: Option<String>,
-) -> Result<bool, WireError> {
-  let Some(hello): Option<Hello> = reader.next().await? else {
-    return Ok(false);
-  };
-  if hello.magic != wire::MAGIC {
-    return Ok(false);
-  }
-  let Ok(nonce) = auth::nonce() else {
-    return Ok(false); // no random source: no handshake (the client sees the connection close)
-  };
-  let secret = config.secret.as_deref();
-  let challenge = Challenge {
-    magic: wire::MAGIC,
-    version: wire::VERSION,
-    pid: std::process::id(),
-    nonce,
-    proof: secret.map(|s| auth::prove(s, auth::MASTER, &hello.nonce, &nonce)),
+  let (read, write) = stream.into_split();
+  let admission = Admission {
+    secret: config.secret.as_deref(),
     keyed: config.keyed,
+    full: Some(why),
   };
-  let mut out = Vec::new();
-  wire::encode(&challenge, &mut out)?;
-  writer.write_all(&out).await?;
-  if hello.version != wire::VERSION {
-    return Ok(false); // the client sees our version and explains the mismatch
-  }
-  let Some(Proof { proof }) = reader.next().await? else {
-    return Ok(false);
-  };
-  let accepted = auth::verify(secret, auth::CLIENT, &nonce, &hello.nonce, proof.as_ref());
-  let verdict = if let (true, Some(why)) = (accepted, &full) {
-    Verdict::Full(why.clone())
-  } else if accepted {
-    Verdict::Welcome
-  } else if secret.is_none() {
-    Verdict::Refused("this master has no `secret`, but the client sent one".into())
-  } else {
-    Verdict::Refused("the client's `secret` does not match the master's".into())
-  };
-  out.clear();
-  wire::encode(&verdict, &mut out)?;
-  writer.write_all(&out).await?;
-  Ok(accepted && full.is_none())
+  let _ = handshake::as_master(&mut Framed::new(read, write), &admission, HANDSHAKE_TIMEOUT).await;
 }
 
 async fn connection(stream: UnixStream, config: Arc<ServerConfig>, closing: watch::Receiver<bool>) {
@@ -301,18 +243,20 @@ async fn connection(stream: UnixStream, config: Arc<ServerConfig>, closing: watc
     Ok(cred) if cred.uid() == auth::euid() => {}
     _ => return,
   }
-  let (read, mut write) = stream.into_split();
-  let mut reader = FrameReader::new(read, wire::HANDSHAKE_LIMIT);
-  match tokio::time::timeout(
-    HANDSHAKE_TIMEOUT,
-    handshake(&mut reader, &mut write, &config, None),
-  )
-  .await
-  {
-    Ok(Ok(true)) => {}
-    _ => return,
+  let (read, write) = stream.into_split();
+  let mut framed = Framed::new(read, write);
+  let admission = Admission {
+    secret: config.secret.as_deref(),
+    keyed: config.keyed,
+    full: None,
+  };
+  if !matches!(
+    handshake::as_master(&mut framed, &admission, HANDSHAKE_TIMEOUT).await,
+    Ok(true)
+  ) {
+    return;
   }
-  reader.set_limit(wire::FRAME_LIMIT);
+  let (mut reader, write) = framed.into_parts();
 
   let (tx, rx) = mpsc::unbounded_channel();
   let (drained_tx, drained) = mpsc::unbounded_channel();
@@ -350,9 +294,6 @@ async fn connection(stream: UnixStream, config: Arc<ServerConfig>, closing: watc
 struct Backlog {
   bytes: AtomicUsize,
 }
-
-/// Bytes of answers a client may leave unread before the master runs nothing more for it.
-const BACKLOG_LIMIT: usize = 4 << 20;
 
 /// The sessions of one client connection, in the engine.
 struct Served {
@@ -524,15 +465,14 @@ async fn drain<R: tokio::io::AsyncRead + Unpin>(
 }
 
 async fn write_loop(
-  mut write: OwnedWriteHalf,
+  mut write: FrameWriter<OwnedWriteHalf>,
   mut rx: mpsc::UnboundedReceiver<Batch>,
   budget: Arc<Semaphore>,
   backlog: Arc<Backlog>,
   engine: Arc<Engine>,
 ) {
-  let mut buffer = Vec::with_capacity(64 << 10);
   while let Some(first) = rx.recv().await {
-    buffer.clear();
+    let buffer = write.pending();
     let (mut finished, mut bytes) = (0, 0);
     let mut next = Some(first);
     while let Some(batch) = next {
@@ -541,7 +481,7 @@ async fn write_loop(
         if down.finishes_request().is_some() {
           finished += 1;
         }
-        put(down, &mut buffer);
+        put(down, buffer);
       }
       next = if buffer.len() < WRITE_BATCH {
         rx.try_recv().ok()
@@ -549,16 +489,13 @@ async fn write_loop(
         None
       };
     }
-    if write.write_all(&buffer).await.is_err() {
+    if write.write_out().await.is_err() {
       break;
     }
     budget.add_permits(finished);
     let before = backlog.bytes.fetch_sub(bytes, Ordering::AcqRel);
     if before >= BACKLOG_LIMIT && before - bytes < BACKLOG_LIMIT {
       engine.wake(); // its sessions may run again
-    }
-    if buffer.capacity() > 4 * WRITE_BATCH {
-      buffer = Vec::with_capacity(64 << 10);
     }
   }
   // The client is gone or we are done: unblock a reader waiting for budget.
@@ -567,28 +504,17 @@ async fn write_loop(
 
 /// Encodes one message; a reply too large for a frame becomes an error reply.
 fn put(down: &Down, buffer: &mut Vec<u8>) {
-  match wire::encode(down, buffer) {
-    Ok(_) => {}
-    Err(WireError::TooLarge { size, limit }) => {
-      if let Some((session, id)) = down.finishes_request() {
-        let error = Error::sqlite(
-          rusqlite::ffi::SQLITE_TOOBIG,
-          format!(
-            "the result is {} MiB, more than one cluster message may carry ({} MiB): read it with each() or in parts",
-            size >> 20,
-            limit >> 20
-          ),
-        );
-        let reply = Down::Message {
-          session,
-          message: Outgoing::Reply {
-            id,
-            response: Response::Error(error),
-          },
-        };
-        let _ = wire::encode(&reply, buffer);
-      }
-    }
-    Err(_) => {}
+  let refused = wire::encode_or_refuse(down, down.finishes_request(), buffer, |e| {
+    match e {
+    WireError::TooLarge { size, limit } => format!(
+      "the result is {} MiB, more than one cluster message may carry ({} MiB): read it with each() or in parts",
+      size >> 20,
+      limit >> 20
+    ),
+    e => format!("the result cannot be sent to the client: {e}"),
+  }
+  });
+  if let Some(refused) = refused {
+    let _ = wire::encode(&refused.reply(), buffer);
   }
 }

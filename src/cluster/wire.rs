@@ -18,6 +18,7 @@ use bincode::config::{self, Configuration, LittleEndian, Varint};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::error::Error;
 use crate::protocol::{Outgoing, Request, Response};
 
 pub const MAGIC: [u8; 8] = *b"sq3clstr";
@@ -27,6 +28,30 @@ pub const VERSION: u32 = 2;
 pub const HANDSHAKE_LIMIT: usize = 1024;
 /// Largest frame body after authentication (see `MESSAGE_LIMIT`).
 pub const FRAME_LIMIT: usize = crate::protocol::MESSAGE_LIMIT;
+
+/// Request id of the requests a client node sends on a member's behalf to re-create it on a new
+/// master (replays, docs/failover.md); their answers are not delivered. A member never uses it.
+pub const REPLAY: u32 = u32::MAX;
+/// Request id of the marker a closing master sends through each session (`Request::Wait`); a
+/// client request that uses it is refused.
+pub const MARK: u32 = u32::MAX - 1;
+
+/// Requests a connection may have unanswered; past this the master stops reading from it
+/// (the client's writes then wait), so a client that never reads cannot grow the master.
+pub const MAX_OUTSTANDING: usize = 8192;
+/// Sessions (Databases) per client connection.
+pub const MAX_SESSIONS: usize = 4096;
+/// Bytes of answers a client may leave unread before the master runs nothing more for it.
+pub const BACKLOG_LIMIT: usize = 4 << 20;
+/// A writer coalesces frames up to this many bytes per write.
+pub const WRITE_BATCH: usize = 1 << 20;
+/// What a socket's read or write buffer starts with, and shrinks back to after a large message
+/// (so that one big result does not pin its memory for the connection's lifetime).
+pub const BUFFER_START: usize = 64 << 10;
+/// A write buffer grown past this is given back (`BUFFER_START`) once written.
+pub const BUFFER_KEEP: usize = 4 * WRITE_BATCH;
+/// A read buffer grown past this is given back once it has been read out.
+const READ_KEEP: usize = 1 << 20;
 
 fn config<const LIMIT: usize>() -> Configuration<LittleEndian, Varint, config::Limit<LIMIT>> {
   config::standard().with_limit::<LIMIT>()
@@ -118,6 +143,16 @@ pub enum Down {
   Pong,
 }
 
+impl Up {
+  /// The request this frame carries, as `(session, id)`.
+  pub fn request(&self) -> Option<(u32, u32)> {
+    match self {
+      Up::Request { session, id, .. } => Some((*session, *id)),
+      _ => None,
+    }
+  }
+}
+
 impl Down {
   /// Whether this message ends a request (anything but stream chunks and events).
   pub fn finishes_request(&self) -> Option<(u32, u32)> {
@@ -179,6 +214,47 @@ pub fn encode<T: Serialize>(message: &T, out: &mut Vec<u8>) -> Result<usize, Wir
   }
   out[start..start + 4].copy_from_slice(&(size as u32).to_le_bytes());
   Ok(size)
+}
+
+/// A request that cannot cross the socket, answered on this side instead.
+#[derive(Debug)]
+pub struct Refused {
+  pub session: u32,
+  pub id: u32,
+  /// `SQLITE_TOOBIG`, with `explain`'s text.
+  pub error: Error,
+}
+
+impl Refused {
+  /// The answer that takes the refused message's place.
+  pub fn reply(self) -> Down {
+    Down::Message {
+      session: self.session,
+      message: Outgoing::Reply {
+        id: self.id,
+        response: Response::Error(self.error),
+      },
+    }
+  }
+}
+
+/// Appends one frame holding `message`, either way across the socket. A message that cannot be
+/// encoded (larger than a frame may be) is left out; when it is a request, or the answer that
+/// ends one (`request`), the request is answered with `SQLITE_TOOBIG` instead, in `explain`'s
+/// words: the caller delivers the returned refusal (the peer would otherwise wait forever).
+pub fn encode_or_refuse<T: Serialize>(
+  message: &T,
+  request: Option<(u32, u32)>,
+  out: &mut Vec<u8>,
+  explain: impl FnOnce(&WireError) -> String,
+) -> Option<Refused> {
+  let e = encode(message, out).err()?;
+  let (session, id) = request?;
+  Some(Refused {
+    session,
+    id,
+    error: Error::sqlite(rusqlite::ffi::SQLITE_TOOBIG, explain(&e)),
+  })
 }
 
 /// Decodes one body with an allocation budget of about `DECODE_FACTOR` times its size (bincode's
@@ -265,8 +341,8 @@ impl FrameBuffer {
     }
     if self.start == self.data.len() {
       self.data.clear();
-      if self.data.capacity() > 1 << 20 {
-        self.data.shrink_to(64 << 10);
+      if self.data.capacity() > READ_KEEP {
+        self.data.shrink_to(BUFFER_START);
       }
     } else {
       self.data.drain(..self.start);
@@ -312,7 +388,7 @@ impl<R: tokio::io::AsyncRead + Unpin> FrameReader<R> {
       if let Some(body) = self.buffer.next_frame()? {
         return decode(self.buffer.bytes(body)).map(Some);
       }
-      if self.buffer.fill(&mut self.inner, 64 << 10).await? == 0 {
+      if self.buffer.fill(&mut self.inner, BUFFER_START).await? == 0 {
         return if self.buffer.data.len() > self.buffer.start {
           Err(WireError::Malformed(
             "the connection closed inside a frame".into(),
@@ -335,6 +411,81 @@ impl<R: tokio::io::AsyncRead + Unpin> FrameReader<R> {
       out.push(decode(self.buffer.bytes(body))?);
     }
     Ok(())
+  }
+}
+
+/// Writes frames, a burst at a time: a writer encodes what it has into `pending()` and writes
+/// it out in one go (one system call for many small messages).
+pub struct FrameWriter<W> {
+  inner: W,
+  pending: Vec<u8>,
+}
+
+impl<W: tokio::io::AsyncWrite + Unpin> FrameWriter<W> {
+  pub fn new(inner: W) -> Self {
+    FrameWriter {
+      inner,
+      pending: Vec::with_capacity(BUFFER_START),
+    }
+  }
+
+  /// Frames encoded and not written yet.
+  pub fn pending(&mut self) -> &mut Vec<u8> {
+    &mut self.pending
+  }
+
+  /// Writes what is pending. The buffer is emptied either way, and given back when a large
+  /// message grew it past `BUFFER_KEEP`.
+  pub async fn write_out(&mut self) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let written = self.inner.write_all(&self.pending).await;
+    self.pending.clear();
+    if self.pending.capacity() > BUFFER_KEEP {
+      self.pending = Vec::with_capacity(BUFFER_START);
+    }
+    written
+  }
+
+  /// Closes the writing side (the peer reads the end of the stream).
+  pub async fn shutdown(&mut self) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    self.inner.shutdown().await
+  }
+}
+
+/// A framed connection before it is split: frames read under a size limit (`HANDSHAKE_LIMIT`
+/// until the peer is authenticated), frames written whole. Both halves of the handshake run on
+/// it, over a socket or, in tests, over an in-memory pipe; the connection's reader and writer
+/// tasks then take its halves.
+pub struct Framed<R, W> {
+  reader: FrameReader<R>,
+  writer: FrameWriter<W>,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin, W: tokio::io::AsyncWrite + Unpin> Framed<R, W> {
+  pub fn new(read: R, write: W) -> Self {
+    Framed {
+      reader: FrameReader::new(read, HANDSHAKE_LIMIT),
+      writer: FrameWriter::new(write),
+    }
+  }
+
+  pub async fn send<T: Serialize>(&mut self, message: &T) -> Result<(), WireError> {
+    encode(message, self.writer.pending())?;
+    self.writer.write_out().await?;
+    Ok(())
+  }
+
+  /// The next message; `Ok(None)` when the peer closed the connection between frames.
+  pub async fn next<T: DeserializeOwned>(&mut self) -> Result<Option<T>, WireError> {
+    self.reader.next().await
+  }
+
+  /// The peer is authenticated: frames may be as large as `FRAME_LIMIT` from now on, and the
+  /// halves go to the connection's reader and writer tasks.
+  pub fn into_parts(mut self) -> (FrameReader<R>, FrameWriter<W>) {
+    self.reader.set_limit(FRAME_LIMIT);
+    (self.reader, self.writer)
   }
 }
 

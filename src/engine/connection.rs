@@ -39,6 +39,17 @@ pub struct Connection {
 unsafe impl Send for Connection {}
 
 impl Connection {
+  /// A private in-memory database, for the engine's unit tests.
+  #[cfg(test)]
+  pub fn memory() -> Connection {
+    Connection::open(
+      ":memory:",
+      ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_CREATE,
+      0,
+    )
+    .expect("an in-memory database opens")
+  }
+
   /// Opens `filename` with node-sqlite3's `flags`; extended result codes on.
   pub fn open(filename: &str, flags: i32, busy_timeout_ms: i32) -> Result<Connection, Error> {
     let c_name = CString::new(filename).map_err(|_| {

@@ -120,18 +120,9 @@ impl ReadGroup {
 mod tests {
   use super::*;
 
-  fn memory() -> Connection {
-    Connection::open(
-      ":memory:",
-      ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_CREATE,
-      0,
-    )
-    .unwrap()
-  }
-
   #[test]
   fn a_group_opens_a_read_transaction_for_the_requests_received_so_far() {
-    let conn = memory();
+    let conn = Connection::memory();
     let mut group = ReadGroup::new();
     assert!(!group.is_open());
     assert!(group.admits(100), "with no group open, any query may start one");
@@ -150,7 +141,7 @@ mod tests {
 
   #[test]
   fn a_group_is_full_after_group_units_queries() {
-    let conn = memory();
+    let conn = Connection::memory();
     let mut group = ReadGroup::new();
     for _ in 0..GROUP_UNITS {
       assert!(!group.is_full());
@@ -166,7 +157,7 @@ mod tests {
     let mut group = ReadGroup::new();
     group.advance(None, 1);
     assert!(!group.is_open());
-    let conn = memory();
+    let conn = Connection::memory();
     conn.execute_batch("BEGIN").unwrap();
     group.advance(Some(&conn), 1);
     assert!(!group.is_open());
@@ -175,7 +166,7 @@ mod tests {
 
   #[test]
   fn a_group_that_sqlite_rolled_back_is_over() {
-    let conn = memory();
+    let conn = Connection::memory();
     let mut group = ReadGroup::new();
     group.advance(Some(&conn), 1);
     group.notice_end(Some(&conn));
@@ -187,7 +178,7 @@ mod tests {
 
   #[test]
   fn reset_forgets_the_group_and_its_statements() {
-    let conn = memory();
+    let conn = Connection::memory();
     let mut group = ReadGroup::new();
     group.advance(Some(&conn), 1);
     group.reset();

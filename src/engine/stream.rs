@@ -140,15 +140,6 @@ mod tests {
     Stream::new(7, stmt, Origin::Prepared(1))
   }
 
-  fn memory() -> Connection {
-    Connection::open(
-      ":memory:",
-      ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_CREATE,
-      0,
-    )
-    .unwrap()
-  }
-
   #[test]
   fn a_window_closes_after_four_chunks_and_opens_on_an_acknowledgement() {
     let mut window = Window::default();
@@ -163,7 +154,7 @@ mod tests {
 
   #[test]
   fn rows_come_in_chunks_of_at_most_chunk_rows_then_the_end() {
-    let conn = memory();
+    let conn = Connection::memory();
     let mut stream = stream_of(
       &conn,
       "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) SELECT i FROM n",
@@ -178,7 +169,7 @@ mod tests {
 
   #[test]
   fn a_row_past_the_limit_starts_the_next_chunk_and_a_row_alone_past_it_ends_the_stream() {
-    let conn = memory();
+    let conn = Connection::memory();
     let mut stream = stream_of(&conn, "VALUES (zeroblob(100)), (zeroblob(100)), (zeroblob(1000))");
     let first = stream.next_chunk(250);
     assert_eq!(first.rows.unwrap().values.len(), 2);

@@ -67,6 +67,7 @@ function forkEachChild(impl, file) {
 function fmtNum(v, unit) {
   if (v === null || v === undefined || Number.isNaN(v)) return '—'
   if (unit === 'MiB') return `${v.toFixed(1)} MiB`
+  if (unit === 'ms') return `${v.toFixed(1)} ms`
   const suffix = unit === 'rows/s' ? ' rows/s' : '/s'
   if (v >= 1e6) return `${(v / 1e6).toFixed(2)}M${suffix}`
   if (v >= 1e3) return `${(v / 1e3).toFixed(1)}k${suffix}`
@@ -132,7 +133,7 @@ function printSection(section, metricRows) {
   console.log('')
   console.log(`${section.title}:`)
   printTable(header, rows)
-  console.log(`ratio = ${label(section.subject)} ÷ peer (for throughput higher is better; for MiB lower is better).`)
+  console.log(`ratio = ${label(section.subject)} ÷ peer (for throughput higher is better; for MiB and ms lower is better).`)
   for (const note of section.notes ?? []) console.log(note)
 }
 

@@ -328,7 +328,62 @@ const workloads = [
 
   fanIn(2),
   fanIn(4),
+  readsDuringWrites(),
 ]
+
+/**
+ * Reads during write transactions: a writer process (bench/writer-child.js) holds 200 ms write
+ * transactions back to back while the measuring process does serial point reads. The value is
+ * reads/s; extra rows give the read latency (p50, p99, max over all measured reads). With a
+ * connection per process in WAL mode (node-sqlite3, better-sqlite3, a standalone sqlite3-cluster
+ * in each process) readers never wait for the writer; through one master connection they do
+ * until the master has read connections.
+ */
+function readsDuringWrites() {
+  return {
+    name: 'point reads during 200 ms write transactions',
+    unit: 'ops/s',
+    impls: ['cluster', 'sqlite3', 'better', 'cluster-client'],
+    targets: {},
+    run: (impl, ctx) => withDb(impl, ctx.readDb, async (db) => {
+      const writer = forkTracked('writer-child.js', [impl.key, ctx.readDb])
+      try {
+        await waitMessage(writer, (m) => m && m.ready, 'writer')
+        const ids = ctx.ids
+        const mask = ids.length - 1
+        const stmt = impl.kind === 'sync' ? db.prepare(POINT_SQL) : null
+        const read = (id) => (stmt ? stmt.get(id) : getP(db, POINT_SQL, id))
+        const latencies = []
+        let i = 0
+        const result = await repeat(async (ms, phase) => {
+          await settle()
+          const t0 = now()
+          const deadline = t0 + ms
+          let n = 0
+          do {
+            const id = ids[i++ & mask]
+            const start = now()
+            checkRow(await read(id), id)
+            if (phase === 'measure') latencies.push(now() - start)
+            n++
+          } while (now() < deadline)
+          return (n * 1000) / (now() - t0)
+        })
+        const sorted = latencies.sort((a, b) => a - b)
+        const at = (q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]
+        const latency = (name, value, target) => ({ name: `  (${name} read latency)`, unit: 'ms', target, value, samples: [value], lowerIsBetter: true })
+        result.extra = [
+          latency('p50', at(0.5), null),
+          latency('p99', at(0.99), null),
+          latency('max', sorted[sorted.length - 1], { text: '< 20 ms', ok: (v) => v < 20 }),
+        ]
+        return result
+      } finally {
+        await stopChild(writer)
+      }
+    }),
+  }
+}
 
 /**
  * Fan-in: N worker processes each keep IN_FLIGHT point reads outstanding for a fixed time;

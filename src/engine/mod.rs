@@ -23,7 +23,6 @@ mod cache;
 mod connection;
 mod database;
 mod identity;
-mod journal;
 mod keys;
 mod lexer;
 mod policy;

@@ -50,6 +50,30 @@ async function countIns(impl, db) {
   return (await getP(db, 'SELECT count(*) AS n FROM ins', [])).n
 }
 
+/**
+ * A `repeat` body: point reads by primary key one after another through `read(id)` (a row, or a
+ * promise of one) for the window's length; the rate is reads/s. `timed(ms, phase)`, if given,
+ * receives each read's latency.
+ */
+function serialPointReads(read, ids, timed) {
+  const mask = ids.length - 1
+  let i = 0
+  return async (ms, phase) => {
+    await settle()
+    const t0 = now()
+    const deadline = t0 + ms
+    let n = 0
+    do {
+      const id = ids[i++ & mask]
+      const start = timed ? now() : 0
+      checkRow(await read(id), id)
+      if (timed) timed(now() - start, phase)
+      n++
+    } while (now() < deadline)
+    return (n * 1000) / (now() - t0)
+  }
+}
+
 const gte = (n) => (v) => v >= n
 const lte = (n) => (v) => v <= n
 
@@ -77,18 +101,7 @@ const workloads = [
           return (n * 1000) / (now() - t0)
         })
       }
-      return repeat(async (ms) => {
-        await settle()
-        const t0 = now()
-        const deadline = t0 + ms
-        let n = 0
-        do {
-          const id = ids[i++ & mask]
-          checkRow(await getP(db, POINT_SQL, id), id)
-          n++
-        } while (now() < deadline)
-        return (n * 1000) / (now() - t0)
-      })
+      return repeat(serialPointReads((id) => getP(db, POINT_SQL, id), ids))
     }),
   },
 
@@ -349,26 +362,12 @@ function readsDuringWrites() {
       const writer = forkTracked('writer-child.js', [impl.key, ctx.readDb])
       try {
         await waitMessage(writer, (m) => m && m.ready, 'writer')
-        const ids = ctx.ids
-        const mask = ids.length - 1
         const stmt = impl.kind === 'sync' ? db.prepare(POINT_SQL) : null
         const read = (id) => (stmt ? stmt.get(id) : getP(db, POINT_SQL, id))
         const latencies = []
-        let i = 0
-        const result = await repeat(async (ms, phase) => {
-          await settle()
-          const t0 = now()
-          const deadline = t0 + ms
-          let n = 0
-          do {
-            const id = ids[i++ & mask]
-            const start = now()
-            checkRow(await read(id), id)
-            if (phase === 'measure') latencies.push(now() - start)
-            n++
-          } while (now() < deadline)
-          return (n * 1000) / (now() - t0)
-        })
+        const result = await repeat(serialPointReads(read, ctx.ids, (ms, phase) => {
+          if (phase === 'measure') latencies.push(ms)
+        }))
         const sorted = latencies.sort((a, b) => a - b)
         const at = (q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]
         const latency = (name, value, target) => ({ name: `  (${name} read latency)`, unit: 'ms', target, value, samples: [value], lowerIsBetter: true })

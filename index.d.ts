@@ -30,6 +30,12 @@ export interface CreateOptions {
   busyTimeout?: number
   /** A session idle inside a transaction this long is rolled back (default 30000 ms; the master's value applies). */
   transactionTimeout?: number
+  /**
+   * SQLite's journal mode, set at every open. Default: a file opened for writing that is in
+   * SQLite's default mode (`delete`) is put in WAL mode, so that readers and the writer do not
+   * wait for each other.
+   */
+  journalMode?: 'delete' | 'truncate' | 'persist' | 'memory' | 'wal' | 'off'
 }
 
 /** Codes of this package's errors (`err.code`), beside SQLite's `SQLITE_*` codes. */

@@ -95,8 +95,11 @@ const DEFAULTS = { connectTimeout: 10000, busyTimeout: 5000, transactionTimeout:
  */
 const KNOWN = [
   'filename', 'key', 'bits', 'mode', 'verbose', 'standalone', 'serve', 'connect', 'sock', 'secret',
-  'connectTimeout', 'busyTimeout', 'transactionTimeout',
+  'connectTimeout', 'busyTimeout', 'transactionTimeout', 'journalMode',
 ]
+
+/** SQLite's journal modes: `journalMode` picks one; without it a writable file goes to WAL. */
+const JOURNAL_MODES = ['delete', 'truncate', 'persist', 'memory', 'wal', 'off']
 
 /** Levenshtein distance: how many letters to add, remove or change to turn `a` into `b`. */
 function distance(a, b) {
@@ -198,6 +201,10 @@ function parseOptions(input, defaults = {}) {
   if (secret !== undefined && !(typeof secret === 'string' && secret.length) && !Buffer.isBuffer(secret)) {
     throw fail('secret', 'a non-empty string or a Buffer', secret)
   }
+  const journalMode = opts.journalMode
+  if (journalMode !== undefined && !(typeof journalMode === 'string' && JOURNAL_MODES.includes(journalMode.toLowerCase()))) {
+    throw fail('journalMode', `one of ${JOURNAL_MODES.map((m) => `'${m}'`).join(', ')}`, journalMode)
+  }
   const verbose = optionalBoolean(opts, 'verbose') ?? false
   let serve = optionalBoolean(opts, 'serve')
   let connect = optionalBoolean(opts, 'connect')
@@ -238,6 +245,7 @@ function parseOptions(input, defaults = {}) {
     connectTimeout: optionalMs(opts, 'connectTimeout'),
     busyTimeout: optionalMs(opts, 'busyTimeout'),
     transactionTimeout: optionalMs(opts, 'transactionTimeout'),
+    journalMode: journalMode?.toLowerCase(),
   }
 }
 
@@ -253,6 +261,7 @@ function sessionOptions(options) {
     verbose: options.verbose,
     busyTimeout: options.busyTimeout,
     transactionTimeout: options.transactionTimeout,
+    journalMode: options.journalMode,
     cluster: options.standalone ? undefined : {
       sock: options.sock,
       intent: options.serve ? 'serve' : options.connect ? 'connect' : 'auto',

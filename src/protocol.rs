@@ -136,6 +136,10 @@ pub struct OpenOptions {
   /// A session idle inside a transaction this long is rolled back (0: never). The value of the
   /// session that opens the connection (the master's) is the one the engine enforces.
   pub transaction_timeout_ms: u32,
+  /// The journal mode the application chose (`journalMode`); without one, a file opened for
+  /// writing in the default mode is put in WAL mode (`engine/journal.rs`). Like the key, the
+  /// value of the session that opens the connection is the one that counts.
+  pub journal_mode: Option<String>,
 }
 
 #[cfg(test)]
@@ -152,6 +156,7 @@ impl OpenOptions {
       verbose: false,
       busy_timeout_ms: 1000,
       transaction_timeout_ms: 0,
+      journal_mode: None,
     }
   }
 }

@@ -220,6 +220,22 @@ impl Connection {
     self.verify_readable(true)
   }
 
+  /// The first value `sql` (a pragma) answers, as text: `PRAGMA journal_mode` → `"wal"`.
+  pub fn pragma_text(&self, sql: &str) -> Result<Option<String>, Error> {
+    let Some(mut stmt) = self.prepare(sql)? else {
+      return Ok(None);
+    };
+    if !stmt.advance()? {
+      return Ok(None);
+    }
+    let mut row = Vec::new();
+    stmt.read_row(1, &mut row);
+    Ok(match row.pop() {
+      Some(Value::Text(text)) => Some(text),
+      _ => None,
+    })
+  }
+
   /// The value of a boolean pragma (`PRAGMA foreign_keys`…), if it has one.
   pub fn pragma_flag(&self, name: &str) -> Result<Option<bool>, Error> {
     Statement::pragma_flag_of(self, name)

@@ -14,6 +14,7 @@ use rusqlite::ffi;
 use super::cache::StatementCache;
 use super::connection::Connection;
 use super::identity::{Change, Watch};
+use super::journal;
 use super::read_group::ReadGroup;
 use super::session::{Hooks, Session};
 use super::settings::Settings;
@@ -41,6 +42,9 @@ pub(super) struct Database {
   pub watch: Option<Watch>,
   /// The file was deleted (or replaced by one that does not open): statements fail with this.
   pub gone: Option<Error>,
+  /// The journal mode is still to be settled (`journal.rs`): the connection could not read the
+  /// file when it opened (an encrypted file without its key yet).
+  pub journal_pending: bool,
 }
 
 impl Database {
@@ -56,6 +60,17 @@ impl Database {
       group: ReadGroup::new(),
       watch: None,
       gone: None,
+      journal_pending: false,
+    }
+  }
+
+  /// Puts the file in its journal mode (`journal.rs`) once the connection can read it. Before
+  /// then (no key yet), it waits: the next key that opens the file settles it.
+  pub fn settle_journal(&mut self, readable: bool) -> Result<(), Error> {
+    self.journal_pending = !readable;
+    match (&self.conn, &self.opened_with) {
+      (Some(conn), Some(options)) if readable => journal::settle(conn, options),
+      _ => Ok(()),
     }
   }
 
@@ -216,6 +231,19 @@ impl Database {
     let Some(options) = self.opened_with.clone() else {
       return Ok(());
     };
+    // In WAL mode the `-wal` and `-shm` files beside the path are the old file's: a connection
+    // opened on the new file would read the old file's pages from them, and the old connection
+    // cannot move them back into a file that was moved (`SQLITE_READONLY_DBMOVED`). They go
+    // before the new file is opened; the old connection keeps what it has open of them, and the
+    // new one stays in rollback mode until the old one has closed (whose close removes its files
+    // by name).
+    if let Some(old) = &self.conn {
+      if old.pragma_text("PRAGMA journal_mode")?.as_deref() == Some("wal") {
+        for suffix in ["-wal", "-shm"] {
+          let _ = std::fs::remove_file(format!("{}{suffix}", options.filename));
+        }
+      }
+    }
     let fresh = match &self.key {
       Some(key) => self.open_keyed(&options, key, None)?,
       None => self.open_connection(&options)?,
@@ -233,6 +261,8 @@ impl Database {
     }
     self.put_connection(fresh);
     self.gone = None;
+    // A file put in place of the old one is settled like any file opened.
+    let _ = self.settle_journal(true);
     if let Some(watch) = self.watch.as_mut() {
       watch.reopened();
     }

@@ -23,6 +23,7 @@ mod cache;
 mod connection;
 mod database;
 mod identity;
+mod journal;
 mod keys;
 mod lexer;
 mod policy;

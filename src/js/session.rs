@@ -134,6 +134,7 @@ impl NativeSession {
     verbose: bool,
     busy_timeout: i32,
     transaction_timeout: u32,
+    journal_mode: Option<String>,
   ) -> Result<()> {
     // SAFETY: a `#[napi]` method runs on the JavaScript thread, inside the call from JavaScript, so
     // `env` is live and the `Unknown` arguments are handles of this call's scope: `convert`'s
@@ -149,6 +150,7 @@ impl NativeSession {
       verbose,
       busy_timeout_ms: busy_timeout,
       transaction_timeout_ms: transaction_timeout,
+      journal_mode,
     };
     self.send(id, Request::Open(options));
     Ok(())

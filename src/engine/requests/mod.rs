@@ -215,6 +215,9 @@ impl Database {
         return Handled::Kept;
       }
     }
+    if self.journal_pending && !open::passes_key_gate(session, &request) {
+      self.settle_journal_before_reading();
+    }
     if session.settings != self.applied {
       Settings::apply(
         session.settings,

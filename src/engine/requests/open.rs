@@ -64,19 +64,22 @@ impl Database {
       return Ok(());
     }
     if self.conn.is_none() {
-      let conn = match &options.key {
-        Some(key) => self.open_keyed(&options, key, options.legacy.as_ref())?,
+      let (conn, readable) = match &options.key {
+        Some(key) => (self.open_keyed(&options, key, options.legacy.as_ref())?, true),
         None => {
           let conn = self.open_connection(&options)?;
-          if !options.deferred_key {
-            // An encrypted file opens without its key, as with node-sqlite3: reads fail with
-            // SQLITE_NOTADB until a `PRAGMA key` (the ORMs' route) keys the connection.
-            match conn.verify_readable(false) {
+          // An encrypted file opens without its key, as with node-sqlite3: reads fail with
+          // SQLITE_NOTADB until a `PRAGMA key` (the ORMs' route) keys the connection.
+          let readable = !options.deferred_key
+            && match conn.verify_readable(false) {
               Err(e) if options.strict_key || e.errno() != ffi::SQLITE_NOTADB => return Err(e),
-              _ => {}
+              result => result.is_ok(),
             }
-          }
-          conn
+            // A new file opened without a key may still get one (the ORMs send `PRAGMA key`
+            // right after the open): its first page is written by the first statement that
+            // reads it, not by the journal mode.
+            && std::fs::metadata(&options.filename).is_ok_and(|m| m.len() > 0);
+          (conn, readable)
         }
       };
       self.key = options.key.clone();
@@ -85,6 +88,11 @@ impl Database {
       self.put_connection(conn);
       self.watch = Watch::new(&options.filename);
       self.gone = None;
+      self.opened_with = Some(options.clone());
+      if let Err(e) = self.settle_journal(readable) {
+        self.close();
+        return Err(e);
+      }
     } else if let (Some(key), None) = (&options.key, &self.key) {
       // The connection was opened without a key (a Database waiting for its `PRAGMA key`):
       // this key keys it if it opens the file.
@@ -100,6 +108,7 @@ impl Database {
         ));
       }
       self.key = Some(key.clone());
+      self.settle_pending_journal()?;
     } else if options.key.is_some() && options.key != self.key {
       return Err(Error::sqlite(
         ffi::SQLITE_NOTADB,
@@ -135,6 +144,9 @@ impl Database {
             prove_key(&options.filename, &key, options.verbose) && self.conn().apply_key(&key).is_ok();
           if right {
             self.key = Some(key);
+            // A chosen journal mode that cannot be set is reported by the next statement's
+            // error, not by the key (which is right).
+            let _ = self.settle_pending_journal();
           }
           right
         }
@@ -173,7 +185,7 @@ impl Database {
             self.put_connection(conn);
             self.key = Some(key);
             session.awaiting_key = false;
-            return Ok(());
+            return self.settle_pending_journal();
           }
         }
         let conn = self.open_connection(&options)?;
@@ -184,6 +196,23 @@ impl Database {
       self.key = Some(key);
     }
     session.awaiting_key = false;
-    Ok(())
+    self.settle_pending_journal()
+  }
+
+  /// Settles the journal mode that waited for the key (see `Database::settle_journal`).
+  fn settle_pending_journal(&mut self) -> Result<(), Error> {
+    if self.journal_pending {
+      self.settle_journal(true)
+    } else {
+      Ok(())
+    }
+  }
+
+  /// Before the first request that reads a file opened without a key: settles its journal mode
+  /// now, unless the file turns out to need a key (then a key settles it later).
+  pub(super) fn settle_journal_before_reading(&mut self) {
+    if let Err(e) = self.settle_journal(true) {
+      self.journal_pending = e.errno() == ffi::SQLITE_NOTADB;
+    }
   }
 }

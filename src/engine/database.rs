@@ -234,14 +234,11 @@ impl Database {
     // In WAL mode the `-wal` and `-shm` files beside the path are the old file's: a connection
     // opened on the new file would read the old file's pages from them, and the old connection
     // cannot move them back into a file that was moved (`SQLITE_READONLY_DBMOVED`). They go
-    // before the new file is opened; the old connection keeps what it has open of them, and the
-    // new one stays in rollback mode until the old one has closed (whose close removes its files
-    // by name).
+    // before the new file is opened, unless another process has the log open (then it is the
+    // new file's, see `journal::stale_log`); the old connection keeps what it has open of them.
     if let Some(old) = &self.conn {
-      if old.pragma_text("PRAGMA journal_mode")?.as_deref() == Some("wal") {
-        for suffix in ["-wal", "-shm"] {
-          let _ = std::fs::remove_file(format!("{}{suffix}", options.filename));
-        }
+      if old.pragma_text("PRAGMA journal_mode").ok().flatten().as_deref() == Some("wal") {
+        journal::remove_stale_log(Path::new(&options.filename));
       }
     }
     let fresh = match &self.key {

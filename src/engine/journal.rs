@@ -13,6 +13,8 @@
 //! default one as far as anyone can tell: an application that wants another mode says so with
 //! `journalMode`, and gets exactly that mode at every open.
 
+use std::path::{Path, PathBuf};
+
 use rusqlite::ffi;
 
 use super::connection::Connection;
@@ -64,7 +66,9 @@ pub fn settle(conn: &Connection, options: &OpenOptions) -> Result<(), Error> {
       )),
     };
   }
-  if conn.pragma_text("PRAGMA journal_mode")?.as_deref() != Some("delete") {
+  // Best effort from here on: a file another process holds (a migration racing this open, a
+  // busy lock) stays in its mode, and the open goes on.
+  if !matches!(conn.pragma_text("PRAGMA journal_mode"), Ok(Some(mode)) if mode == "delete") {
     return Ok(());
   }
   // Changing to WAL needs the file alone for a moment; the open must not wait the busy timeout
@@ -73,6 +77,65 @@ pub fn settle(conn: &Connection, options: &OpenOptions) -> Result<(), Error> {
   let _ = conn.pragma_text("PRAGMA journal_mode = WAL");
   conn.set_busy_timeout(options.busy_timeout_ms);
   Ok(())
+}
+
+/// The byte of the `-shm` file that every connection with the WAL open holds a shared lock on
+/// (SQLite's unix VFS: `UNIX_SHM_DMS`, after the 120 bytes of the header and the 8 lock slots).
+const SHM_DMS_BYTE: u64 = 128;
+
+/// Removes the `-wal` and `-shm` files beside `db` that only this process has open: the log of
+/// a file that was replaced at that path. A log that another process holds open is left alone:
+/// it belongs to the file now at the path, which that process uses in WAL mode.
+pub fn remove_stale_log(db: &Path) {
+  let shm = suffixed(db, "-shm");
+  if held_by_another_process(&shm) != Some(false) {
+    return;
+  }
+  for file in [suffixed(db, "-wal"), shm] {
+    let _ = std::fs::remove_file(file);
+  }
+}
+
+fn suffixed(db: &Path, suffix: &str) -> PathBuf {
+  let mut name = db.as_os_str().to_owned();
+  name.push(suffix);
+  PathBuf::from(name)
+}
+
+/// Whether a process other than this one holds a lock on `shm`'s DMS byte: `Some(false)` when
+/// none does or there is no such file, `None` when it cannot be known. It is read from
+/// `/proc/locks` rather than asked with `fcntl(F_GETLK)`, because closing a descriptor of the
+/// file would drop every lock this process's own connections hold on it.
+fn held_by_another_process(shm: &Path) -> Option<bool> {
+  use std::os::unix::fs::MetadataExt;
+  let inode = match std::fs::metadata(shm) {
+    Ok(meta) => meta.ino(),
+    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(false),
+    Err(_) => return None,
+  };
+  let locks = std::fs::read_to_string("/proc/locks").ok()?;
+  Some(locks_held_by_others(&locks, inode, std::process::id()))
+}
+
+/// Whether `/proc/locks` text `locks` shows a lock on byte `SHM_DMS_BYTE` of inode `inode` held
+/// by a process other than `me` (an open file description lock shows pid -1: not ours either).
+fn locks_held_by_others(locks: &str, inode: u64, me: u32) -> bool {
+  locks.lines().any(|line| {
+    // "1: POSIX  ADVISORY  READ 1234 08:01:5678 128 128"; waiting locks have "->" and hold nothing.
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let [_, kind, _, _, pid, file, start, end] = fields.as_slice() else {
+      return false;
+    };
+    let on_inode = file.rsplit(':').next().and_then(|i| i.parse::<u64>().ok()) == Some(inode);
+    let start = start.parse::<u64>().unwrap_or(u64::MAX);
+    let covers = match *end {
+      "EOF" => start <= SHM_DMS_BYTE,
+      end => end
+        .parse::<u64>()
+        .is_ok_and(|end| start <= SHM_DMS_BYTE && SHM_DMS_BYTE <= end),
+    };
+    *kind != "->" && on_inode && covers && pid.parse::<i64>().ok() != Some(i64::from(me))
+  })
 }
 
 #[cfg(test)]
@@ -131,5 +194,51 @@ mod tests {
     let read = open(&reader);
     settle(&read, &reader).unwrap();
     assert_eq!(mode(&read), "delete");
+  }
+
+  #[test]
+  fn reads_who_holds_the_log_from_proc_locks() {
+    let locks = "1: POSIX  ADVISORY  READ 4242 08:01:777 128 128\n\
+                 2: -> POSIX  ADVISORY  WRITE 5000 08:01:777 128 128\n\
+                 3: OFDLCK ADVISORY  READ -1 08:01:888 120 EOF\n";
+    assert!(
+      locks_held_by_others(locks, 777, 1),
+      "another pid holds the DMS byte"
+    );
+    assert!(
+      !locks_held_by_others(locks, 777, 4242),
+      "only this process holds it"
+    );
+    assert!(
+      locks_held_by_others(locks, 888, 4242),
+      "an OFD lock up to EOF covers it"
+    );
+    assert!(!locks_held_by_others(locks, 999, 1), "another file");
+    let elsewhere = "1: POSIX  ADVISORY  READ 4242 08:01:777 0 127\n";
+    assert!(
+      !locks_held_by_others(elsewhere, 777, 1),
+      "a lock before the DMS byte"
+    );
+  }
+
+  #[test]
+  fn a_log_only_this_process_holds_is_removed() {
+    let dir = crate::backend::conformance::temp_dir("journal-stale");
+    let db = dir.join("test.db");
+    let conn = Connection::open(
+      db.to_str().unwrap(),
+      ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_CREATE,
+      1000,
+    )
+    .unwrap();
+    conn
+      .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t(x)")
+      .unwrap();
+    // This process's own connection holds the log: it counts as nobody else's.
+    remove_stale_log(&db);
+    assert!(
+      !suffixed(&db, "-wal").exists(),
+      "a log only this process holds is removed"
+    );
   }
 }

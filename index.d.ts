@@ -36,6 +36,13 @@ export interface CreateOptions {
    * wait for each other.
    */
   journalMode?: 'delete' | 'truncate' | 'persist' | 'memory' | 'wal' | 'off'
+  /**
+   * Read connections the engine opens beside its write connection, so that reads run while a
+   * transaction holds the write connection (README, "Sessions"). Default: one per CPU, from 2
+   * to 8; 0 runs every statement on the write connection. The value of the Database that opens
+   * the file (in a cluster, the master's) is the one that counts.
+   */
+  readConnections?: number
 }
 
 /** Codes of this package's errors (`err.code`), beside SQLite's `SQLITE_*` codes. */

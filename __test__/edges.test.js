@@ -500,7 +500,7 @@ describe("create() and driver() refuse unknown options (this package's own API)"
       const err = await ours.create({ filename, password: value }).then((db) => { open.add(db); return null }, (e) => e)
       expect(err).toBeInstanceOf(TypeError)
       expect(err.message).toBe('sqlite3-cluster: unknown option `password`; the options are filename, key, bits, mode, ' +
-        'verbose, standalone, serve, connect, sock, secret, connectTimeout, busyTimeout, transactionTimeout, journalMode')
+        'verbose, standalone, serve, connect, sock, secret, connectTimeout, busyTimeout, transactionTimeout, journalMode, readConnections')
     }
   })
 

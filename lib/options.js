@@ -95,7 +95,7 @@ const DEFAULTS = { connectTimeout: 10000, busyTimeout: 5000, transactionTimeout:
  */
 const KNOWN = [
   'filename', 'key', 'bits', 'mode', 'verbose', 'standalone', 'serve', 'connect', 'sock', 'secret',
-  'connectTimeout', 'busyTimeout', 'transactionTimeout', 'journalMode',
+  'connectTimeout', 'busyTimeout', 'transactionTimeout', 'journalMode', 'readConnections',
 ]
 
 /** SQLite's journal modes: `journalMode` picks one; without it a writable file goes to WAL. */
@@ -205,6 +205,10 @@ function parseOptions(input, defaults = {}) {
   if (journalMode !== undefined && !(typeof journalMode === 'string' && JOURNAL_MODES.includes(journalMode.toLowerCase()))) {
     throw fail('journalMode', `one of ${JOURNAL_MODES.map((m) => `'${m}'`).join(', ')}`, journalMode)
   }
+  const readConnections = opts.readConnections
+  if (readConnections !== undefined && !(Number.isInteger(readConnections) && readConnections >= 0 && readConnections <= 64)) {
+    throw fail('readConnections', 'a whole number from 0 to 64 (0: every statement on the write connection)', readConnections)
+  }
   const verbose = optionalBoolean(opts, 'verbose') ?? false
   let serve = optionalBoolean(opts, 'serve')
   let connect = optionalBoolean(opts, 'connect')
@@ -246,6 +250,7 @@ function parseOptions(input, defaults = {}) {
     busyTimeout: optionalMs(opts, 'busyTimeout'),
     transactionTimeout: optionalMs(opts, 'transactionTimeout'),
     journalMode: journalMode?.toLowerCase(),
+    readConnections,
   }
 }
 
@@ -262,6 +267,7 @@ function sessionOptions(options) {
     busyTimeout: options.busyTimeout,
     transactionTimeout: options.transactionTimeout,
     journalMode: options.journalMode,
+    readConnections: options.readConnections,
     cluster: options.standalone ? undefined : {
       sock: options.sock,
       intent: options.serve ? 'serve' : options.connect ? 'connect' : 'auto',

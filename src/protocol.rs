@@ -140,6 +140,9 @@ pub struct OpenOptions {
   /// writing in the default mode is put in WAL mode (`engine/journal.rs`). Like the key, the
   /// value of the session that opens the connection is the one that counts.
   pub journal_mode: Option<String>,
+  /// Read connections the engine may open beside its write connection (`readConnections`;
+  /// `None`: the engine's default, `engine::read_pool`). The opening session's value counts.
+  pub read_connections: Option<u32>,
 }
 
 #[cfg(test)]
@@ -157,6 +160,7 @@ impl OpenOptions {
       busy_timeout_ms: 1000,
       transaction_timeout_ms: 0,
       journal_mode: None,
+      read_connections: None,
     }
   }
 }

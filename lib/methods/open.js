@@ -29,7 +29,7 @@ function openDatabase(db, options, callback) {
   db._send(
     (id) => db._session.native.open(id, db.filename, db.mode, options.key ?? null, Boolean(options.deferredKey),
       legacyKey(options.key, options.bits), Boolean(options.strictKey), Boolean(options.verbose), options.busyTimeout ?? 1000, options.transactionTimeout ?? 0,
-      options.journalMode ?? null),
+      options.journalMode ?? null, options.readConnections ?? null),
     (kind, a, b, c) => {
       if (kind === K.DONE) {
         db._state = 'open'

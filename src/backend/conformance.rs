@@ -349,7 +349,10 @@ macro_rules! conformance {
 conformance!(
   a_session_runs_its_requests_in_order_and_reports_last_id_and_changes,
   sessions_of_one_file_share_one_connection,
-  another_session_never_runs_inside_a_transaction,
+  another_session_reads_the_last_commit_beside_a_transaction,
+  a_session_reads_its_own_writes_at_once,
+  connection_local_state_keeps_its_meaning_for_every_session,
+  an_each_on_a_read_connection_holds_up_neither_writes_nor_reads,
   a_session_that_leaves_inside_a_transaction_is_rolled_back,
   each_pauses_when_the_receiver_stops_acknowledging,
   a_read_only_session_cannot_write_but_others_can,
@@ -396,21 +399,148 @@ fn sessions_of_one_file_share_one_connection(db: &dyn Fixture) {
   assert_eq!(int_rows(b.call(1, "SELECT x FROM t", Mode::All)), vec![1]);
 }
 
-fn another_session_never_runs_inside_a_transaction(db: &dyn Fixture) {
+fn another_session_reads_the_last_commit_beside_a_transaction(db: &dyn Fixture) {
   let (a, _) = db.open(db.options());
   let (b, _) = db.open(db.options());
   a.call(1, "CREATE TABLE t(x)", Mode::Run);
-  a.call(2, "BEGIN", Mode::Run);
-  a.call(3, "INSERT INTO t VALUES (1)", Mode::Run);
-  // b's read must wait until a's transaction ends, so it can never see the uncommitted row
-  // and then lose it to a rollback.
-  b.query(1, "SELECT count(*) FROM t", Mode::All);
+  a.call(2, "INSERT INTO t VALUES (1)", Mode::Run);
+  a.call(3, "BEGIN", Mode::Run);
+  a.call(4, "INSERT INTO t VALUES (2)", Mode::Run);
+  // b's reads run on a read connection while a's transaction holds the write connection: they
+  // answer now, and never see the uncommitted row (which a rollback could take back).
+  assert_eq!(int_rows(b.call(1, "SELECT count(*) FROM t", Mode::All)), vec![1]);
+  match b.call(2, "SELECT max(x) FROM t", Mode::Get) {
+    Response::Row(Some(rows)) => assert_eq!(rows.values, vec![Value::Integer(1)]),
+    other => panic!("expected a row, got {other:?}"),
+  }
+  b.query(3, "SELECT x FROM t ORDER BY x", Mode::Each);
+  assert_eq!(read_stream(&b, 1), 2, "the each() sees the committed row only");
+  // a, inside its transaction, sees its own row.
+  assert_eq!(int_rows(a.call(5, "SELECT count(*) FROM t", Mode::All)), vec![2]);
+  a.call(6, "COMMIT", Mode::Run);
+  // A read sent once the COMMIT was answered sees it.
+  assert_eq!(int_rows(b.call(4, "SELECT count(*) FROM t", Mode::All)), vec![2]);
+}
+
+fn a_session_reads_its_own_writes_at_once(db: &dyn Fixture) {
+  let (a, _) = db.open(db.options());
+  let (b, _) = db.open(db.options());
+  a.call(1, "CREATE TABLE t(x)", Mode::Run);
+  // Sent back to back without waiting: the read goes to a read connection only after the write
+  // before it was answered, so it always sees it.
+  for i in 0..100u32 {
+    b.query(2 * i + 1, "INSERT INTO t VALUES (1)", Mode::Run);
+    b.query(2 * i + 2, "SELECT count(*) FROM t", Mode::All);
+  }
+  for i in 0..100u32 {
+    assert!(matches!(b.reply(2 * i + 1), Response::Run { changes: 1, .. }));
+    assert_eq!(int_rows(b.reply(2 * i + 2)), vec![i64::from(i) + 1]);
+  }
+  // And a write of another session, answered before a read was sent, is seen by that read.
+  a.call(2, "INSERT INTO t VALUES (1)", Mode::Run);
+  assert_eq!(
+    int_rows(b.call(201, "SELECT count(*) FROM t", Mode::All)),
+    vec![101]
+  );
+}
+
+fn connection_local_state_keeps_its_meaning_for_every_session(db: &dyn Fixture) {
+  let (a, _) = db.open(db.options());
+  let (b, _) = db.open(db.options());
+  let (c, _) = db.open(db.options());
+  a.call(1, "CREATE TABLE t(x)", Mode::Run);
+  a.call(2, "INSERT INTO t VALUES (1)", Mode::Run);
+  // The sessions share the write connection: a temp table of one shadows main.t for all of them,
+  // as before read connections (which do not have it) existed.
+  a.call(3, "CREATE TEMP TABLE t(x)", Mode::Run);
+  a.call(4, "INSERT INTO t VALUES (99)", Mode::Run);
+  assert_eq!(int_rows(b.call(1, "SELECT x FROM t", Mode::All)), vec![99]);
+  a.call(5, "DROP TABLE temp.t", Mode::Run);
+  assert_eq!(int_rows(b.call(2, "SELECT x FROM t", Mode::All)), vec![1]);
+  // An attached database is read by its schema name from any session.
+  let other = std::path::Path::new(db.path()).with_file_name("attached.db");
+  let attach = format!("ATTACH '{}' AS other", other.display());
+  assert!(matches!(a.call(6, &attach, Mode::Run), Response::Run { .. }));
+  a.call(7, "CREATE TABLE other.u(y)", Mode::Run);
+  a.call(8, "INSERT INTO other.u VALUES (5)", Mode::Run);
+  assert_eq!(int_rows(b.call(3, "SELECT y FROM other.u", Mode::All)), vec![5]);
+  a.call(9, "DETACH other", Mode::Run);
+  // Nothing local is left: reads go to read connections again, beside a transaction.
+  c.call(1, "BEGIN", Mode::Run);
+  c.call(2, "INSERT INTO t VALUES (2)", Mode::Run);
+  assert_eq!(int_rows(b.call(4, "SELECT count(*) FROM t", Mode::All)), vec![1]);
+  c.call(3, "COMMIT", Mode::Run);
+  // A pragma that changes what reads return stays on the write connection, and so do the reads.
+  a.call(10, "PRAGMA full_column_names = 1", Mode::Run);
+  c.call(4, "BEGIN", Mode::Run);
+  c.call(5, "INSERT INTO t VALUES (3)", Mode::Run);
+  b.query(5, "SELECT count(*) FROM t", Mode::All);
   assert!(
     b.inbox.recv_timeout(Duration::from_millis(200)).is_err(),
-    "b ran inside a's transaction"
+    "b read on a connection without the pragma"
   );
-  a.call(4, "ROLLBACK", Mode::Run);
-  assert_eq!(int_rows(b.reply(1)), vec![0]);
+  c.call(6, "ROLLBACK", Mode::Run);
+  assert_eq!(int_rows(b.reply(5)), vec![2]);
+}
+
+fn an_each_on_a_read_connection_holds_up_neither_writes_nor_reads(db: &dyn Fixture) {
+  let (a, _) = db.open(db.options());
+  let (b, _) = db.open(db.options());
+  let (c, _) = db.open(db.options());
+  a.call(
+    1,
+    "CREATE TABLE t AS WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000) SELECT i FROM n",
+    Mode::Run,
+  );
+  // b starts an each() and does not acknowledge its chunks: the stream pauses on its reader.
+  b.query(1, "SELECT i FROM t ORDER BY i", Mode::Each);
+  let mut chunks = 0;
+  while let Ok(Outgoing::Reply {
+    response: Response::Chunk(_),
+    ..
+  }) = b.inbox.recv_timeout(Duration::from_millis(300))
+  {
+    chunks += 1;
+  }
+  assert!((1..=4).contains(&chunks));
+  // Writes and other reads go on meanwhile, in and out of transactions.
+  assert!(matches!(
+    a.call(2, "INSERT INTO t VALUES (100001)", Mode::Run),
+    Response::Run { changes: 1, .. }
+  ));
+  a.call(3, "BEGIN IMMEDIATE", Mode::Run);
+  a.call(4, "INSERT INTO t VALUES (100002)", Mode::Run);
+  assert_eq!(
+    int_rows(c.call(1, "SELECT count(*) FROM t", Mode::All)),
+    vec![100001]
+  );
+  a.call(5, "COMMIT", Mode::Run);
+  assert_eq!(
+    int_rows(c.call(2, "SELECT count(*) FROM t", Mode::All)),
+    vec![100002]
+  );
+  // The stream reads the snapshot it began with, to its end.
+  for _ in 0..chunks {
+    b.resume();
+  }
+  let mut next = 1 + chunks as i64 * 512;
+  while let Outgoing::Reply { response, .. } = b.next_message() {
+    match response {
+      Response::Chunk(rows) => {
+        for v in rows.values {
+          assert_eq!(v, Value::Integer(next));
+          next += 1;
+        }
+        b.resume();
+      }
+      Response::EachEnd { error: None } => break,
+      other => panic!("unexpected {other:?}"),
+    }
+  }
+  assert_eq!(
+    next, 100001,
+    "the rows of the snapshot, and none written after it"
+  );
 }
 
 fn a_session_that_leaves_inside_a_transaction_is_rolled_back(db: &dyn Fixture) {
@@ -529,13 +659,16 @@ fn queries_grouped_in_one_read_transaction_change_nothing_a_session_can_see(db: 
   }
   assert_eq!(counts.len(), 58);
   assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
-  assert_eq!(counts.last(), Some(&2));
+  assert!(counts.iter().all(|n| (0..=2).contains(n)), "{counts:?}");
+  // b's writes were all answered by now: a read sent now sees both rows. (One sent before
+  // that may run on a read connection beside b's transaction and see fewer.)
+  assert_eq!(int_rows(a.call(60, "SELECT count(*) FROM t", Mode::All)), vec![2]);
 
   // The engine is idle now: no group holds the file, so another process can write at once.
   let other = rusqlite::Connection::open(db.path()).unwrap();
   other.busy_timeout(Duration::from_millis(2000)).unwrap();
   other.execute("INSERT INTO t VALUES (3)", []).unwrap();
-  assert_eq!(int_rows(a.call(60, "SELECT count(*) FROM t", Mode::All)), vec![3]);
+  assert_eq!(int_rows(a.call(61, "SELECT count(*) FROM t", Mode::All)), vec![3]);
 }
 
 fn a_query_sent_after_a_group_began_sees_what_another_process_committed_before(db: &dyn Fixture) {

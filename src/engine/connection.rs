@@ -32,8 +32,9 @@ pub struct Connection {
   interrupted: Option<Arc<AtomicBool>>,
 }
 
-// SAFETY: a Connection is created on one thread and then moved to the engine thread, which is
-// the only one that uses it (other threads stop statements through the `interrupted` flag, never
+// SAFETY: a Connection is created on one thread and then moved to the thread that owns it (the
+// engine thread, or a reader thread for a read connection), which is the only one that uses it
+// (other threads stop statements through the `interrupted` flag, never
 // through the handle). SQLite is built threadsafe, so moving the handle between threads is
 // allowed; it is never used from two threads at once.
 unsafe impl Send for Connection {}
@@ -573,10 +574,12 @@ pub struct Statement {
   pub query: bool,
   /// Its SQL names a pragma: it may change a per-Database setting (see `settings`).
   pub pragma: bool,
+  /// Its SQL may change the connection's local state (see `local_state`).
+  pub local: bool,
 }
 
-// SAFETY: as for `Connection`: a statement lives on the engine thread with its connection, and
-// is finalized there, before the connection closes.
+// SAFETY: as for `Connection`: a statement lives on the thread of its connection (the engine
+// thread or a reader thread), and is finalized there, before the connection closes.
 unsafe impl Send for Statement {}
 
 impl Statement {
@@ -597,6 +600,7 @@ impl Statement {
       status: ffi::SQLITE_OK,
       query,
       pragma: super::settings::may_set(text),
+      local: super::local_state::may_change(text),
     }
   }
 

@@ -15,11 +15,13 @@ use super::cache::StatementCache;
 use super::connection::Connection;
 use super::identity::{Change, Watch};
 use super::journal;
+use super::local_state::LocalState;
 use super::read_group::ReadGroup;
+use super::read_pool::ReadPool;
 use super::session::{Hooks, Session};
 use super::settings::Settings;
 use super::sqlcipher3;
-use super::{SessionId, Shared};
+use super::{Command, SessionId, Shared};
 use crate::error::Error;
 use crate::protocol::{Key, LegacyKey, OpenOptions};
 
@@ -42,14 +44,20 @@ pub(super) struct Database {
   pub watch: Option<Watch>,
   /// The file was deleted (or replaced by one that does not open): statements fail with this.
   pub gone: Option<Error>,
+  /// The read connections beside this one (`read_pool`), and what of this connection's state
+  /// they would not see (`local_state`).
+  pub readers: ReadPool,
+  pub local: LocalState,
   /// The journal mode is still to be settled (`journal.rs`): the connection could not read the
   /// file when it opened (an encrypted file without its key yet).
   pub journal_pending: bool,
 }
 
 impl Database {
-  pub fn new(shared: Arc<Shared>) -> Database {
+  pub fn new(shared: Arc<Shared>, readers_done: std::sync::mpsc::Sender<Command>) -> Database {
     Database {
+      readers: ReadPool::new(shared.clone(), readers_done),
+      local: LocalState::default(),
       shared,
       conn: None,
       opened_with: None,
@@ -118,6 +126,8 @@ impl Database {
   /// Makes `conn` the connection in use. What lived on the old one (cached statements, the read
   /// group) is finalized before the old one closes.
   pub fn put_connection(&mut self, conn: Connection) {
+    self.readers.close();
+    self.local = LocalState::default();
     self.cache.clear();
     self.group.reset();
     self.conn = Some(conn);
@@ -126,6 +136,8 @@ impl Database {
 
   /// Closes the connection in use, after what lived on it.
   pub fn drop_connection(&mut self) {
+    self.readers.close();
+    self.local = LocalState::default();
     self.cache.clear();
     self.group.reset();
     self.conn = None;
@@ -173,7 +185,10 @@ impl Database {
   /// Whether the path may be looked at now: between transactions (`pinned`: one holds the
   /// connection) and read groups, with no cursor or backup that a reopen would cut.
   fn file_may_change(&self, sessions: &HashMap<SessionId, Session>, pinned: bool) -> bool {
-    !pinned && !self.group.is_open() && sessions.values().all(|s| s.stream.is_none() && !s.backing_up())
+    !pinned
+      && !self.group.is_open()
+      && self.readers.is_idle()
+      && sessions.values().all(|s| s.stream.is_none() && !s.backing_up())
   }
 
   /// When the engine, idle, should wake up to look at the path.

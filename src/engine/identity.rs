@@ -56,6 +56,17 @@ impl Watch {
     &self.path
   }
 
+  /// Looks at the path at the next chance rather than within a second (a reader found the file
+  /// moved).
+  pub fn due_now(&mut self) {
+    self.next = Instant::now();
+  }
+
+  /// The identity of the file the connection has open, when known.
+  pub fn opened(&self) -> Option<Identity> {
+    self.open
+  }
+
   /// When the path should be looked at next.
   pub fn due(&self) -> Instant {
     self.next

@@ -14,7 +14,10 @@
 //! - `session`: one session's state; `policy`: the rules in which sessions differ (a local
 //!   Database, a cluster client);
 //! - `database`: the connection and what lives on it; `read_group`, `stream` (`each()` chunks and
-//!   windows), `cache`, `settings`, `backup`, `identity` (the file's path watched), `sqlcipher3`;
+//!   windows), `cache`, `settings`, `backup`, `identity` (the file's path watched), `sqlcipher3`,
+//!   `journal` (WAL by default);
+//! - `read_pool` and `reader`: the read connections, each on a thread of its own, that run the
+//!   reads of sessions outside a transaction; `local_state`: what keeps reads on the writer;
 //! - `connection`: the SQLite C API; `sql` and `lexer`: what the engine reads from SQL text;
 //!   `keys`: proving a key against a file.
 
@@ -26,9 +29,13 @@ mod identity;
 mod journal;
 mod keys;
 mod lexer;
+mod local_state;
 mod policy;
 mod read_group;
+mod read_pool;
+mod reader;
 mod requests;
+mod routing;
 mod scheduler;
 mod session;
 mod settings;
@@ -113,6 +120,15 @@ enum Command {
   /// Answered once every command sent before it has been taken in: after the last session
   /// detaches, the connection is closed by then.
   Barrier(std::sync::mpsc::Sender<()>),
+  /// A read connection finished a job of `session` (`reader.rs`): the pool's epoch and the
+  /// reader's index, and what came of it.
+  ReadDone {
+    reader: (u64, usize),
+    session: SessionId,
+    outcome: reader::Outcome,
+  },
+  /// The last handle to the engine is gone: the engine thread ends.
+  Stop,
 }
 
 /// What other threads may see of the engine: the handle `interrupt()` needs.
@@ -121,6 +137,8 @@ struct Shared {
   /// Raised by `interrupt()` for the running session; the connection's progress handler stops
   /// the statement, and the engine lowers it when that session's turn ends.
   interrupted: Arc<AtomicBool>,
+  /// The sessions running on a read connection now, with that reader's interrupt flag.
+  on_readers: Mutex<HashMap<SessionId, Arc<AtomicBool>>>,
 }
 
 struct InterruptTarget {
@@ -161,11 +179,15 @@ impl Engine {
         running: 0,
       }),
       interrupted: Arc::new(AtomicBool::new(false)),
+      on_readers: Mutex::new(HashMap::new()),
     });
     let thread_shared = shared.clone();
+    // The readers report on the engine's own channel; the engine thread ends on `Stop`, since
+    // this sender keeps the channel open.
+    let readers_done = tx.clone();
     std::thread::Builder::new()
       .name("sqlite3-cluster engine".into())
-      .spawn(move || scheduler::run(rx, thread_shared))
+      .spawn(move || scheduler::run(rx, readers_done, thread_shared))
       .expect("the engine thread could not be started");
     Arc::new(Engine { commands: tx, shared })
   }
@@ -240,6 +262,16 @@ impl SessionHandle {
     if target.running == self.session && target.open {
       self.engine.shared.interrupted.store(true, Ordering::Relaxed);
     }
+    drop(target);
+    let readers = self
+      .engine
+      .shared
+      .on_readers
+      .lock()
+      .unwrap_or_else(|e| e.into_inner());
+    if let Some(flag) = readers.get(&self.session) {
+      flag.store(true, Ordering::Relaxed);
+    }
   }
 }
 
@@ -256,6 +288,12 @@ impl Engine {
     if self.commands.send(Command::Barrier(tx)).is_ok() {
       let _ = rx.recv_timeout(std::time::Duration::from_secs(10));
     }
+  }
+}
+
+impl Drop for Engine {
+  fn drop(&mut self) {
+    let _ = self.commands.send(Command::Stop);
   }
 }
 

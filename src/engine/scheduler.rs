@@ -8,21 +8,32 @@
 //! it stays idle longer than `transactionTimeout` its transaction is rolled back. A session runs
 //! only while its sink takes answers (`Sink::ready`) and, for a stream, while its receiver keeps
 //! up (`Window`). A guarded session (a master closing) runs only inside its transaction.
+//!
+//! Reads that may run on a read connection (`routing.rs`) are handed to a free reader instead,
+//! several of one session at a time, and the session waits for the reader's report before its
+//! next request runs. They are handed out even while another session's transaction pins the
+//! write connection: that is what read connections are for. With no reader free, a read waits
+//! for one while the connection is pinned, and runs on the write connection otherwise.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::database::Database;
+use super::reader::{Job, Outcome, Read};
 use super::requests::{self, deliver, Handled, Turn};
 use super::session::{Hooks, Session};
 use super::{Command, SessionId, Shared, Sink};
-use crate::protocol::{Outgoing, Response};
+use crate::protocol::{Mode, Outgoing, Request, Response};
 
 /// Sinks are flushed at least every this many units of work, so a busy engine never holds
 /// answers back for long.
 const FLUSH_UNITS: u32 = 32;
+
+/// Reads of one session handed to a reader in one job, at most: one report and one wake-up for
+/// a client that sends many reads at once, and still a short wait for its next write.
+const READS_PER_JOB: usize = 32;
 
 struct Scheduler {
   shared: Arc<Shared>,
@@ -41,9 +52,9 @@ struct Scheduler {
   received: u64,
 }
 
-pub(super) fn run(commands: Receiver<Command>, shared: Arc<Shared>) {
+pub(super) fn run(commands: Receiver<Command>, readers_done: Sender<Command>, shared: Arc<Shared>) {
   let mut scheduler = Scheduler {
-    db: Database::new(shared.clone()),
+    db: Database::new(shared.clone(), readers_done),
     shared,
     sessions: HashMap::new(),
     order: VecDeque::new(),
@@ -56,6 +67,7 @@ pub(super) fn run(commands: Receiver<Command>, shared: Arc<Shared>) {
   loop {
     loop {
       match commands.try_recv() {
+        Ok(Command::Stop) => return scheduler.close_connection(),
         Ok(command) => scheduler.command(command),
         Err(TryRecvError::Empty) => break,
         Err(TryRecvError::Disconnected) => return scheduler.close_connection(),
@@ -99,8 +111,8 @@ pub(super) fn run(commands: Receiver<Command>, shared: Arc<Shared>) {
       None => commands.recv().ok(),
     };
     match received {
+      Some(Command::Stop) | None => return scheduler.close_connection(),
       Some(command) => scheduler.command(command),
-      None => return scheduler.close_connection(),
     }
   }
 }
@@ -109,7 +121,8 @@ pub(super) fn run(commands: Receiver<Command>, shared: Arc<Shared>) {
 /// for a stream, its receiver keeps up.
 fn runnable(sessions: &HashMap<SessionId, Session>, id: SessionId) -> bool {
   match sessions.get(&id) {
-    Some(s) if s.stream.is_some() => s.window.is_open() && s.sink.ready(),
+    Some(s) if s.away => false,
+    Some(s) if s.stream.is_some() || s.streaming_on.is_some() => s.window.is_open() && s.sink.ready(),
     Some(s) => !s.queue.is_empty() && s.sink.ready(),
     None => false,
   }
@@ -176,28 +189,151 @@ impl Scheduler {
         self.db.end_read_group();
         self.detach(session)
       }
-      Command::Wake => {}
+      Command::Wake | Command::Stop => {}
       Command::Barrier(done) => {
         self.db.end_read_group();
         let _ = done.send(());
       }
+      Command::ReadDone {
+        reader,
+        session,
+        outcome,
+      } => self.read_done(reader, session, outcome),
     }
+  }
+
+  /// A reader finished reads of `session`: it may run its next request.
+  fn read_done(&mut self, reader: (u64, usize), id: SessionId, outcome: Outcome) {
+    self.db.readers.finished(reader, id, &outcome);
+    let Some(session) = self.sessions.get_mut(&id) else {
+      // It detached meanwhile: a stream the reader kept for it ends.
+      self.db.readers.forget(id);
+      return;
+    };
+    session.away = false;
+    match outcome {
+      Outcome::Answered { chunks, stream } => {
+        for _ in 0..chunks {
+          session.window.sent();
+        }
+        session.streaming_on = stream.map(|rid| (reader, rid));
+      }
+      Outcome::Returned { reads, writes } => {
+        for read in reads.into_iter().rev() {
+          session.queue.push_front(read.into_request());
+        }
+        if writes.is_none() {
+          // The reader could not read the file: it may be gone or replaced, which the write
+          // connection finds out now, before it runs the reads.
+          if let Some(watch) = self.db.watch.as_mut() {
+            watch.due_now();
+          }
+          self.look_at_file();
+        }
+      }
+    }
+  }
+
+  /// Whether session `id`'s next unit goes to a read connection now: the next chunk of an
+  /// `each()` a reader holds, or a read `routing.rs` sends to one while a reader is free.
+  fn goes_to_reader(&mut self, id: SessionId) -> bool {
+    let Some(session) = self.sessions.get(&id) else {
+      return false;
+    };
+    if session.streaming_on.is_some() {
+      return true;
+    }
+    let Some((_, request, arrival)) = session.queue.front() else {
+      return false;
+    };
+    let guarded = *arrival >= session.guarded_from && self.owner != Some(id) && !session.aborted;
+    !guarded
+      && self.db.runs_on_reader(session, request, self.owner == Some(id))
+      && self.db.free_reader().is_some()
+  }
+
+  /// Hands session `id`'s next unit to a read connection if it goes to one (`goes_to_reader`):
+  /// the next chunk of its `each()`, or its next reads (up to `READS_PER_JOB`, the last of them
+  /// possibly an `each()`). False when the unit stays on the write connection.
+  fn hand_to_reader(&mut self, id: SessionId, session: &mut Session) -> bool {
+    if let Some((reader, rid)) = session.streaming_on {
+      if self.db.readers.next_chunk(reader) {
+        session.away = true;
+      } else {
+        // The reader was closed under the stream (the connection changed): the stream is lost.
+        session.streaming_on = None;
+        let error = crate::error::Error::sqlite(
+          rusqlite::ffi::SQLITE_ABORT,
+          "the each() was cut: the database connection was reopened while it ran",
+        );
+        deliver(&session.sink, rid, Response::EachEnd { error: Some(error) });
+        session.sink.flush();
+      }
+      return true;
+    }
+    let in_txn = self.owner == Some(id);
+    let mut reads = Vec::new();
+    while reads.len() < READS_PER_JOB {
+      let Some((_, request, arrival)) = session.queue.front() else {
+        break;
+      };
+      let guarded = *arrival >= session.guarded_from && !in_txn && !session.aborted;
+      if guarded || !self.db.runs_on_reader(session, request, in_txn) {
+        break;
+      }
+      let Some((rid, Request::Query { sql, params, mode }, arrival)) = session.queue.pop_front() else {
+        unreachable!("runs_on_reader takes only queries");
+      };
+      let each = mode == Mode::Each;
+      reads.push(Read {
+        id: rid,
+        arrival,
+        sql,
+        params,
+        mode,
+      });
+      if each {
+        break;
+      }
+    }
+    if reads.is_empty() {
+      return false;
+    }
+    let Some(reader) = self.db.free_reader() else {
+      for read in reads.into_iter().rev() {
+        session.queue.push_front(read.into_request());
+      }
+      return false;
+    };
+    let job = Job::Run {
+      session: id,
+      reads,
+      settings: session.settings,
+      sink: session.sink.clone(),
+      chunk_limit: session.policy.chunk_bytes_limit,
+    };
+    self.db.readers.send(reader, job);
+    session.away = true;
+    true
   }
 
   fn runnable(&self, id: SessionId) -> bool {
     runnable(&self.sessions, id)
   }
 
-  /// The owner if it may run (no one else may), otherwise the next session in turn that may.
+  /// The next session in turn that may run: while a transaction pins the connection, its owner
+  /// or a session whose next unit goes to a read connection.
   fn next_runnable(&mut self) -> Option<SessionId> {
-    if let Some(owner) = self.owner {
-      return self.runnable(owner).then_some(owner);
-    }
     for _ in 0..self.order.len() {
       let id = self.order.pop_front()?;
       self.order.push_back(id);
-      if self.runnable(id) {
-        return Some(id);
+      if !self.runnable(id) {
+        continue;
+      }
+      let owner = self.owner;
+      match owner {
+        Some(owner) if owner != id && !self.goes_to_reader(id) => continue,
+        _ => return Some(id),
       }
     }
     None
@@ -226,6 +362,14 @@ impl Scheduler {
     let Some(mut session) = self.sessions.remove(&id) else {
       return;
     };
+    if session.stream.is_none() && self.hand_to_reader(id, &mut session) {
+      self.sessions.insert(id, session);
+      return;
+    }
+    debug_assert!(
+      self.owner.is_none() || self.owner == Some(id),
+      "only reads run beside a transaction"
+    );
     if !self.touched.iter().any(|(s, _)| *s == id) {
       self.touched.push((id, session.sink.clone()));
     }
@@ -316,6 +460,9 @@ impl Scheduler {
   /// closes the connection when it was the last one.
   fn end_session(&mut self, id: SessionId, session: &mut Session) {
     session.release();
+    if session.streaming_on.take().is_some() {
+      self.db.readers.forget(id);
+    }
     self.order.retain(|s| *s != id);
     if self.owner == Some(id) {
       self.owner = None;

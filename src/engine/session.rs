@@ -68,6 +68,11 @@ pub(super) struct Session {
   pub in_txn: bool,
   /// Its transaction was lost: statements fail with `CLUSTER_TXN_ABORTED` until `ROLLBACK`.
   pub aborted: bool,
+  /// Reads of it run on a read connection now: its next request waits for their answers.
+  pub away: bool,
+  /// The read connection (pool epoch, index) that holds its `each()` between chunks, and the
+  /// request id that `each()` answers.
+  pub streaming_on: Option<((u64, usize), u32)>,
 }
 
 impl Session {
@@ -90,6 +95,8 @@ impl Session {
       window: Window::default(),
       in_txn: false,
       aborted: false,
+      away: false,
+      streaming_on: None,
     }
   }
 

@@ -221,3 +221,45 @@ fn statements_are_recognised_the_same_way_after_comments() {
     Some("foreign_keys")
   );
 }
+
+#[test]
+fn without_read_connections_another_session_waits_for_the_transaction() {
+  let path = temp_db("no-readers");
+  let engine = Engine::for_file(&path);
+  let opts = OpenOptions {
+    read_connections: Some(0),
+    ..options(&path)
+  };
+  let (a, _) = Client::open(&engine, opts.clone());
+  let (b, _) = Client::open(&engine, opts);
+  a.call(1, "CREATE TABLE t(x)", Mode::Run);
+  a.call(2, "BEGIN", Mode::Run);
+  a.call(3, "INSERT INTO t VALUES (1)", Mode::Run);
+  // With one connection, b's read waits until a's transaction ends, so it can never see the
+  // uncommitted row and then lose it to a rollback.
+  b.query(1, "SELECT count(*) FROM t", Mode::All);
+  assert!(
+    b.inbox.recv_timeout(Duration::from_millis(200)).is_err(),
+    "b ran inside a's transaction"
+  );
+  a.call(4, "ROLLBACK", Mode::Run);
+  assert_eq!(int_rows(b.reply(1)), vec![0]);
+}
+
+#[test]
+fn a_statement_that_looks_like_a_query_but_writes_runs_on_the_write_connection() {
+  let path = temp_db("cte-write");
+  let engine = Engine::for_file(&path);
+  let (a, _) = Client::open(&engine, options(&path));
+  a.call(1, "CREATE TABLE t(x)", Mode::Run);
+  // A read connection finds it writes (sqlite3_stmt_readonly) and sends it back, with the read
+  // sent after it, which must see its row.
+  a.query(
+    2,
+    "WITH v(x) AS (VALUES (7)) INSERT INTO t SELECT x FROM v RETURNING x",
+    Mode::All,
+  );
+  a.query(3, "SELECT x FROM t", Mode::All);
+  assert_eq!(int_rows(a.reply(2)), vec![7]);
+  assert_eq!(int_rows(a.reply(3)), vec![7]);
+}

@@ -135,6 +135,7 @@ impl NativeSession {
     busy_timeout: i32,
     transaction_timeout: u32,
     journal_mode: Option<String>,
+    read_connections: Option<u32>,
   ) -> Result<()> {
     // SAFETY: a `#[napi]` method runs on the JavaScript thread, inside the call from JavaScript, so
     // `env` is live and the `Unknown` arguments are handles of this call's scope: `convert`'s
@@ -151,6 +152,7 @@ impl NativeSession {
       busy_timeout_ms: busy_timeout,
       transaction_timeout_ms: transaction_timeout,
       journal_mode,
+      read_connections,
     };
     self.send(id, Request::Open(options));
     Ok(())

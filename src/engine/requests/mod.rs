@@ -12,18 +12,21 @@ mod exec;
 mod open;
 mod statements;
 
+pub(super) use statements::step;
+
 use std::sync::Arc;
 
 use rusqlite::ffi;
 
 use super::connection::Statement;
 use super::database::Database;
+use super::local_state;
 use super::session::{Hooks, Session};
 use super::settings::{self, Settings};
 use super::sql::{is_query, is_rollback};
 use super::Sink;
 use crate::error::{ClusterCode, Error};
-use crate::protocol::{Event, Mode, Outgoing, Request, Response, Rows, Shape};
+use crate::protocol::{Event, Mode, Outgoing, Request, Response, Rows, Setting, Shape};
 
 /// What a request may ask of the scheduler that runs it, about everything besides itself.
 pub(super) trait Turn {
@@ -235,6 +238,20 @@ impl Database {
       },
       _ => None,
     };
+    // SQL that may change what the read connections would not see (`local_state`).
+    let local_sql = match &request {
+      Request::Query { sql, .. } | Request::Exec { sql } if local_state::may_change(sql) => Some(sql.clone()),
+      Request::Script(script) if local_state::may_change(&script.sql) => Some(script.sql.clone()),
+      Request::Execute { stmt, .. } => match session.statements.get(stmt) {
+        Some(Some(s)) if s.local => Some(s.sql()),
+        _ => None,
+      },
+      Request::LoadExtension { .. } | Request::Configure(Setting::Limit { .. }) => {
+        self.local.changed_for_good();
+        None
+      }
+      _ => None,
+    };
     let response = match request {
       Request::Open(_) | Request::Abort => unreachable!("handled above"),
       Request::PragmaKey(pragma) => {
@@ -286,6 +303,9 @@ impl Database {
     if let (Some(sql), Some(conn)) = (pragma_sql, &self.conn) {
       session.settings = Settings::read(conn, &sql, session.settings);
       self.applied = session.settings;
+    }
+    if let (Some(sql), Some(conn)) = (local_sql, &self.conn) {
+      self.local.ran(conn, &sql);
     }
     if let Some(response) = response {
       self.reply(session, rid, response);

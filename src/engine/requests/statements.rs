@@ -165,7 +165,7 @@ pub(super) fn finalize(session: &mut Session, stmt: u32) -> Response {
 }
 
 /// Steps a bound statement for `run`, `get` (one row, the cursor stays) or `all`.
-fn step(conn: &Connection, stmt: &mut Statement, mode: Mode) -> Response {
+pub(in crate::engine) fn step(conn: &Connection, stmt: &mut Statement, mode: Mode) -> Response {
   match mode {
     Mode::Run => match stmt.advance() {
       Ok(_) => Response::Run {

@@ -11,8 +11,7 @@
 const { performance } = require('perf_hooks')
 const { byKey } = require('./impls')
 const { randomIds } = require('./data')
-
-const POINT_SQL = 'SELECT id, name, value FROM items WHERE id = ?'
+const { POINT_SQL } = require('./point-reads')
 const epoch = () => performance.timeOrigin + performance.now()
 
 function pointReads(db, ids, seed, { go, warmupMs, measureMs, reps, inFlight }) {

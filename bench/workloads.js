@@ -13,8 +13,9 @@
 const { repeat, now, median, settle, TIMING } = require('./measure')
 const { ITEMS, BIG } = require('./data')
 const { forkTracked, waitMessage, stopChild, startMaster } = require('./procs')
+const { POINT_SQL, checkRow, serialPointReads, pointReader } = require('./point-reads')
+const { Latencies, latencyRows } = require('./latency')
 
-const POINT_SQL = 'SELECT id, name, value FROM items WHERE id = ?'
 const INSERT_SQL = 'INSERT INTO ins (name, value) VALUES (?, ?)'
 const ALL_SQL = 'SELECT id, name, value FROM items WHERE id > ? ORDER BY id LIMIT 1000'
 const EACH_SQL = 'SELECT id, name, value FROM big'
@@ -40,38 +41,10 @@ function allP(db, sql, param) {
   return new Promise((resolve, reject) => db.all(sql, param, (err, rows) => (err ? reject(err) : resolve(rows))))
 }
 
-function checkRow(row, id) {
-  if (!row || row.id !== id) throw new Error(`wrong row for id ${id}: ${JSON.stringify(row)}`)
-}
-
 /** Count of rows in `ins`, to check that every insert landed. */
 async function countIns(impl, db) {
   if (impl.kind === 'sync') return db.prepare('SELECT count(*) AS n FROM ins').get().n
   return (await getP(db, 'SELECT count(*) AS n FROM ins', [])).n
-}
-
-/**
- * A `repeat` body: point reads by primary key one after another through `read(id)` (a row, or a
- * promise of one) for the window's length; the rate is reads/s. `timed(ms, phase)`, if given,
- * receives each read's latency.
- */
-function serialPointReads(read, ids, timed) {
-  const mask = ids.length - 1
-  let i = 0
-  return async (ms, phase) => {
-    await settle()
-    const t0 = now()
-    const deadline = t0 + ms
-    let n = 0
-    do {
-      const id = ids[i++ & mask]
-      const start = timed ? now() : 0
-      checkRow(await read(id), id)
-      if (timed) timed(now() - start, phase)
-      n++
-    } while (now() < deadline)
-    return (n * 1000) / (now() - t0)
-  }
 }
 
 const gte = (n) => (v) => v >= n
@@ -101,7 +74,7 @@ const workloads = [
           return (n * 1000) / (now() - t0)
         })
       }
-      return repeat(serialPointReads((id) => getP(db, POINT_SQL, id), ids))
+      return repeat(serialPointReads(pointReader(impl, db), ids))
     }),
   },
 
@@ -362,20 +335,11 @@ function readsDuringWrites() {
       const writer = forkTracked('writer-child.js', [impl.key, ctx.readDb])
       try {
         await waitMessage(writer, (m) => m && m.ready, 'writer')
-        const stmt = impl.kind === 'sync' ? db.prepare(POINT_SQL) : null
-        const read = (id) => (stmt ? stmt.get(id) : getP(db, POINT_SQL, id))
-        const latencies = []
-        const result = await repeat(serialPointReads(read, ctx.ids, (ms, phase) => {
-          if (phase === 'measure') latencies.push(ms)
+        const latencies = new Latencies()
+        const result = await repeat(serialPointReads(pointReader(impl, db), ctx.ids, (ms, phase) => {
+          if (phase === 'measure') latencies.add(ms)
         }))
-        const sorted = latencies.sort((a, b) => a - b)
-        const at = (q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]
-        const latency = (name, value, target) => ({ name: `  (${name} read latency)`, unit: 'ms', target, value, samples: [value], lowerIsBetter: true })
-        result.extra = [
-          latency('p50', at(0.5), null),
-          latency('p99', at(0.99), null),
-          latency('max', sorted[sorted.length - 1], { text: '< 20 ms', ok: (v) => v < 20 }),
-        ]
+        result.extra = latencyRows(latencies, { max: { text: '< 20 ms', ok: (v) => v < 20 } })
         return result
       } finally {
         await stopChild(writer)

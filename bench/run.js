@@ -12,6 +12,9 @@
 //   BENCH_ONLY=insert npm run bench # only workloads whose name contains the text
 //   BENCH_IMPLS=cluster,cluster-client npm run bench  # only these implementations (keys)
 //
+// Under the tables, the ratios some workloads ask for (`ratios`) between implementations measured
+// in the same run, checked against their targets where they have one (e.g. ≥ 1.0× node-sqlite3).
+//
 // Workloads live in bench/workloads.js (a list of { name, unit, targets, run(impl, ctx) }),
 // implementations in bench/impls.js, child processes in bench/procs.js (all killed on exit).
 // Prints the tables and writes bench/tmp/results.json.
@@ -116,6 +119,26 @@ function sectionRows(section, selected, results) {
   return metricRows
 }
 
+/**
+ * Ratios a workload asks for (`ratios` in bench/workloads.js) between two implementations measured
+ * in this run, whether or not a table has a column for the peer; a ratio with a target is checked.
+ */
+function ratioLines(selected, results) {
+  const lines = []
+  for (const entry of results) {
+    const w = selected.find((x) => x.name === entry.name)
+    for (const { subject, peer, target } of w.ratios ?? []) {
+      const a = entry.impls[subject]
+      const b = entry.impls[peer]
+      if (!a || !b) continue // one side was not run (BENCH_IMPLS)
+      const value = (r) => (r && !r.error && !r.unavailable ? r.value : null)
+      const ratio = value(a) != null && value(b) ? value(a) / value(b) : null
+      lines.push({ name: entry.name, unit: entry.unit, subject, peer, subjectValue: value(a), peerValue: value(b), ratio, target: target ?? null })
+    }
+  }
+  return lines
+}
+
 function printSection(section, metricRows) {
   const label = (k) => byKey(k).label
   const header = ['workload', ...section.columns.map(label), ...section.ratioVs.map((k) => `÷ ${label(k)}`), 'target']
@@ -135,6 +158,18 @@ function printSection(section, metricRows) {
   printTable(header, rows)
   console.log(`ratio = ${label(section.subject)} ÷ peer (for throughput higher is better; for MiB and ms lower is better).`)
   for (const note of section.notes ?? []) console.log(note)
+}
+
+function printRatioLines(lines) {
+  if (!lines.length) return
+  const label = (k) => byKey(k).label
+  console.log('')
+  console.log('Ratios to peers measured in this run:')
+  for (const l of lines) {
+    let text = `  ${l.name}: ${label(l.subject)} ${fmtNum(l.subjectValue, l.unit)} ÷ ${label(l.peer)} ${fmtNum(l.peerValue, l.unit)} = ${fmtRatio(l.subjectValue, l.peerValue)}`
+    if (l.target) text += ` (target ${l.target.text}${l.ratio != null ? (l.target.ok(l.ratio) ? ' ✓' : ' ✗') : ''})`
+    console.log(text)
+  }
 }
 
 async function main() {
@@ -232,6 +267,8 @@ async function main() {
         })),
       })
     }
+    const ratios = ratioLines(selected, results)
+    printRatioLines(ratios)
     console.log('')
     console.log('better-sqlite3 is synchronous: "64 in flight" is its plain loop; it uses prepared statements throughout.')
     console.log(`total ${((Date.now() - started) / 1000).toFixed(1)} s`)
@@ -249,6 +286,7 @@ async function main() {
       impls: impls.map((i) => ({ key: i.key, label: i.label })),
       workloads: results,
       tables,
+      ratios: ratios.map(({ target, ...l }) => ({ ...l, target: target?.text ?? null, meetsTarget: target && l.ratio != null ? target.ok(l.ratio) : null })),
     }
     const outDir = path.join(__dirname, 'tmp')
     fs.mkdirSync(outDir, { recursive: true })

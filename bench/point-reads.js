@@ -1,7 +1,8 @@
 'use strict'
-// Serial point reads by primary key: the loop of the serial point-read workload and of the
-// reads-during-writes one, in a file of its own so that reader processes can run it too and every
-// reader measures the same thing.
+// Serial point reads by primary key: the loop measured in the measuring process by the serial
+// point-read workload and the workloads with another process working beside the reader, and in
+// each reader process (bench/reader-child.js) of their multi-reader variants, so every reader
+// measures the same thing.
 
 const { now, settle } = require('./measure')
 

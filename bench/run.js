@@ -37,6 +37,9 @@ const SECTIONS = [
     subject: 'cluster',
     columns: ['cluster', 'sqlite3', 'better'],
     ratioVs: ['sqlite3', 'better'],
+    notes: [
+      'Rows with a writer beside the reads: that process has its own connection too; "N reader processes": N processes read, each with its own connection, and the value is their aggregate.',
+    ],
   },
   {
     title: 'Across processes: the master is another process; the measuring process (or each worker) is its client',
@@ -44,8 +47,9 @@ const SECTIONS = [
     columns: ['cluster-client', 'v1-client', 'sqlite3'],
     ratioVs: ['v1-client', 'sqlite3'],
     notes: [
-      'node-sqlite3 has no client mode: its column is the in-process number (one process, own connection), and in the fan-in rows N processes that each open the file (WAL).',
+      'node-sqlite3 has no client mode: its column is the in-process number (one process, own connection), and in the fan-in and "N reader processes" rows N processes that each open the file (WAL).',
       'Fan-in: the master process only serves (issues no queries); each of the N workers keeps 64 point reads in flight; the value is the aggregate of all workers.',
+      'Rows with a writer beside the reads: the client\'s writer, and its N reader processes, are all clients of one master.',
       '1.x client: no serialize() (it throws), so its transaction is sent without it and its master runs it in node-sqlite3\'s parallel mode; its each() is broken (not measured).',
     ],
   },

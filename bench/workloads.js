@@ -52,9 +52,10 @@ async function countIns(impl, db) {
 const gte = (n) => (v) => v >= n
 const lte = (n) => (v) => v <= n
 
-// The read-rate target of the reads-during-writes workload: with a connection per process in WAL
-// mode, node-sqlite3's reader is not slowed by the writer, and a cluster's must not be.
+// The targets of the reads-during-writes workloads: with a connection per process in WAL mode,
+// node-sqlite3's readers are neither slowed nor held up by the writer, and a cluster's must not be.
 const AT_LEAST_NODE_SQLITE3 = { text: '≥ 1.0× node-sqlite3', ok: gte(1) }
+const NO_READ_WAITS_FOR_THE_WRITER = { max: { text: '< 20 ms', ok: (v) => v < 20 } }
 
 const workloads = [
   {
@@ -321,19 +322,36 @@ const workloads = [
   fanIn(2),
   fanIn(4),
   readsDuringWrites(),
+  readsDuringWrites(3),
 ]
+
+/** Fork `script`, a process that works beside the measured reads; wait for its { ready }, run `fn(child)`, and stop it however `fn` ends. */
+async function besideChild(script, args, what, fn) {
+  const child = forkTracked(script, args)
+  try {
+    await waitMessage(child, (m) => m && m.ready, what)
+    return await fn(child)
+  } finally {
+    await stopChild(child)
+  }
+}
 
 /**
  * Reads during write transactions: a writer process (bench/writer-child.js) holds 200 ms write
- * transactions back to back while the measuring process does serial point reads. The value is
- * reads/s; extra rows give the read latency (p50, p99, max over all measured reads). With a
- * connection per process in WAL mode (node-sqlite3, better-sqlite3, a standalone sqlite3-cluster
- * in each process) readers never wait for the writer; through one master connection they do
- * until the master has read connections.
+ * transactions back to back while serial point reads are measured. The value is reads/s; extra
+ * rows give the read latency (p50, p99, max over all measured reads). With a connection per
+ * process in WAL mode (node-sqlite3, better-sqlite3, a standalone sqlite3-cluster in each
+ * process) readers never wait for the writer; through one master connection they do until the
+ * master has read connections.
+ *
+ * One reader: the measuring process reads. Several: that many reader processes
+ * (bench/reader-child.js) read at once, and the value is their aggregate rate, because read
+ * connections must serve many readers beside the writer, not one; for a client implementation
+ * the writer and the readers are all clients of one master started by the workload.
  */
-function readsDuringWrites() {
+function readsDuringWrites(readers = 1) {
   return {
-    name: 'point reads during 200 ms write transactions',
+    name: `point reads during 200 ms write transactions${readers > 1 ? `, ${readers} reader processes` : ''}`,
     unit: 'ops/s',
     impls: ['cluster', 'sqlite3', 'better', 'cluster-client'],
     targets: {},
@@ -341,20 +359,51 @@ function readsDuringWrites() {
       { subject: 'cluster', peer: 'sqlite3', target: AT_LEAST_NODE_SQLITE3 },
       { subject: 'cluster-client', peer: 'sqlite3', target: AT_LEAST_NODE_SQLITE3 },
     ],
-    run: (impl, ctx) => withDb(impl, ctx.readDb, async (db) => {
-      const writer = forkTracked('writer-child.js', [impl.key, ctx.readDb])
-      try {
-        await waitMessage(writer, (m) => m && m.ready, 'writer')
-        const latencies = new Latencies()
-        const result = await repeat(serialPointReads(pointReader(impl, db), ctx.ids, (ms, phase) => {
-          if (phase === 'measure') latencies.add(ms)
-        }))
-        result.extra = latencyRows(latencies, { max: { text: '< 20 ms', ok: (v) => v < 20 } })
-        return result
-      } finally {
-        await stopChild(writer)
+    run: readers > 1 ? (impl, ctx) => readersDuringWrites(impl, ctx, readers) : readerDuringWrites,
+  }
+}
+
+/** The run of readsDuringWrites with one reader, the measuring process. */
+function readerDuringWrites(impl, ctx) {
+  return withDb(impl, ctx.readDb, (db) => besideChild('writer-child.js', [impl.key, ctx.readDb], 'writer', async () => {
+    const latencies = new Latencies()
+    const result = await repeat(serialPointReads(pointReader(impl, db), ctx.ids, (ms, phase) => {
+      if (phase === 'measure') latencies.add(ms)
+    }))
+    result.extra = latencyRows(latencies, NO_READ_WAITS_FOR_THE_WRITER)
+    return result
+  }))
+}
+
+/** The run of readsDuringWrites with `readers` reader processes. */
+async function readersDuringWrites(impl, ctx, readers) {
+  const master = impl.master ? await startMaster(impl.master, ctx.readDb) : null
+  const children = []
+  try {
+    // The readers open the file first, as the measuring process does in the one-reader variant.
+    for (let r = 0; r < readers; r++) children.push(forkTracked('reader-child.js', [impl.key, ctx.readDb]))
+    await Promise.all(children.map((c, r) => waitMessage(c, (m) => m && m.ready, `reader ${r}`)))
+    return await besideChild('writer-child.js', [impl.key, ctx.readDb], 'writer', async () => {
+      const plan = { go: Date.now() + 300, warmupMs: TIMING.warmupMs, measureMs: TIMING.measureMs, reps: TIMING.reps }
+      const timeoutMs = 300 + plan.warmupMs + plan.measureMs * plan.reps + 60000
+      const results = children.map((c, r) => waitMessage(c, (m) => m && m.samples, `reader ${r}`, timeoutMs))
+      for (const c of children) c.send(plan)
+      const reports = await Promise.all(results)
+      const samples = reports[0].samples.map((_, k) => reports.reduce((sum, m) => sum + m.samples[k], 0))
+      const perReader = reports.map((m) => median(m.samples))
+      const latencies = reports.reduce((all, m) => all.merge(m.latencies), new Latencies())
+      return {
+        value: median(samples),
+        samples,
+        extra: [
+          ...latencyRows(latencies, NO_READ_WAITS_FOR_THE_WRITER),
+          { name: `  (${readers} readers: slowest reader)`, unit: 'ops/s', target: null, value: Math.min(...perReader), samples: perReader },
+        ],
       }
-    }),
+    })
+  } finally {
+    await Promise.all(children.map((c) => stopChild(c)))
+    if (master) await master.stop()
   }
 }
 

@@ -38,7 +38,7 @@ const SECTIONS = [
     columns: ['cluster', 'sqlite3', 'better'],
     ratioVs: ['sqlite3', 'better'],
     notes: [
-      'Rows with a writer beside the reads: that process has its own connection too; "N reader processes": N processes read, each with its own connection, and the value is their aggregate.',
+      'Rows with a writer or a scanner beside the reads: that process has its own connection too; "N reader processes": N processes read, each with its own connection, and the value is their aggregate.',
     ],
   },
   {
@@ -49,7 +49,7 @@ const SECTIONS = [
     notes: [
       'node-sqlite3 has no client mode: its column is the in-process number (one process, own connection), and in the fan-in and "N reader processes" rows N processes that each open the file (WAL).',
       'Fan-in: the master process only serves (issues no queries); each of the N workers keeps 64 point reads in flight; the value is the aggregate of all workers.',
-      'Rows with a writer beside the reads: the client\'s writer, and its N reader processes, are all clients of one master.',
+      'Rows with a writer or a scanner beside the reads: the client\'s writer or scanner, and its N reader processes, are all clients of one master.',
       '1.x client: no serialize() (it throws), so its transaction is sent without it and its master runs it in node-sqlite3\'s parallel mode; its each() is broken (not measured).',
     ],
   },
@@ -198,11 +198,14 @@ async function main() {
     console.log(`timing: warm-up ${TIMING.warmupMs} ms, then ${TIMING.reps} × ${TIMING.measureMs} ms; median reported; temp dir ${dir}`)
 
     const readDb = data.createReadDb(dir)
+    let scanDb = null // a million rows: made only if a selected workload asks for it
     const ctx = {
       dir,
       readDb,
       ids: data.randomIds(),
       createWriteDb: (label) => data.createWriteDb(dir, label),
+      scanDb: () => (scanDb = scanDb || data.createScanDb(dir)),
+      scanIds: data.randomIds(1 << 16, data.SCAN_ROWS),
       forkEachChild,
     }
 

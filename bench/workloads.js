@@ -10,9 +10,9 @@
 // Optional `ratios: [{ subject, peer, target? }]` prints subject ÷ peer under the tables (bench/run.js),
 // for a peer the subject's table has no column for, or a target that is a ratio ({ text, ok(ratio) }).
 //
-// ctx: { dir, readDb, ids, createWriteDb(label), forkEachChild(impl, file) }
+// ctx: { dir, readDb, ids, createWriteDb(label), scanDb() (created on first use), scanIds, forkEachChild(impl, file) }
 
-const { repeat, now, median, settle, TIMING } = require('./measure')
+const { repeat, now, epoch, median, settle, TIMING } = require('./measure')
 const { ITEMS, BIG } = require('./data')
 const { forkTracked, waitMessage, stopChild, startMaster } = require('./procs')
 const { POINT_SQL, checkRow, serialPointReads, pointReader } = require('./point-reads')
@@ -21,6 +21,7 @@ const { Latencies, latencyRows } = require('./latency')
 const INSERT_SQL = 'INSERT INTO ins (name, value) VALUES (?, ?)'
 const ALL_SQL = 'SELECT id, name, value FROM items WHERE id > ? ORDER BY id LIMIT 1000'
 const EACH_SQL = 'SELECT id, name, value FROM big'
+const SCAN_POINT_SQL = 'SELECT id, n, payload FROM scanned WHERE id = ?'
 const BATCH = 1000
 const IN_FLIGHT = 64
 
@@ -323,6 +324,7 @@ const workloads = [
   fanIn(4),
   readsDuringWrites(),
   readsDuringWrites(3),
+  longScan(),
 ]
 
 /** Fork `script`, a process that works beside the measured reads; wait for its { ready }, run `fn(child)`, and stop it however `fn` ends. */
@@ -404,6 +406,56 @@ async function readersDuringWrites(impl, ctx, readers) {
   } finally {
     await Promise.all(children.map((c) => stopChild(c)))
     if (master) await master.stop()
+  }
+}
+
+/**
+ * A long scan beside point reads: a scanner process (bench/scanner-child.js) runs a full-table
+ * aggregate over the million rows of `scanned` back to back (a report, an export) while the
+ * measuring process does serial point reads by primary key on the same table. The value is
+ * reads/s; extra rows give the read latency and how long the scans took. With a connection per
+ * process a point read never queues behind the scan; through one master connection it waits for
+ * the scan under way to finish, which read connections in the master are to end as well.
+ */
+function longScan() {
+  return {
+    name: 'long scan beside point reads',
+    unit: 'ops/s',
+    impls: ['cluster', 'sqlite3', 'better', 'cluster-client'],
+    targets: {},
+    run: (impl, ctx) => {
+      const file = ctx.scanDb()
+      return withDb(impl, file, (db) => besideChild('scanner-child.js', [impl.key, file], 'scanner', async (scanner) => {
+        // Every scan the scanner reports, and its failure: a scanner that stopped would leave the
+        // reads alone and make them look good.
+        const scans = []
+        let failure = null
+        scanner.on('message', (m) => {
+          if (m && m.error) failure = failure || new Error(`scanner: ${m.error}`)
+          else if (m && m.scanMs != null) scans.push(m)
+        })
+        const latencies = new Latencies()
+        let from = null
+        const result = await repeat(serialPointReads(pointReader(impl, db, SCAN_POINT_SQL), ctx.scanIds, (ms, phase) => {
+          if (phase !== 'measure') return
+          if (from === null) from = epoch() - ms
+          latencies.add(ms)
+        }))
+        const to = epoch()
+        // Stopped here rather than by besideChild, so that the scan under way at the end has
+        // reported too: the scans that overlapped the measured reads are the ones that count.
+        await stopChild(scanner)
+        if (failure) throw failure
+        if (scanner.exitCode !== 0) throw new Error(`the scanner exited with ${scanner.signalCode || scanner.exitCode}`)
+        const during = scans.filter((s) => s.endedAt >= from && s.endedAt - s.scanMs <= to).map((s) => s.scanMs)
+        if (!during.length) throw new Error('no scan ran while the reads were measured')
+        result.extra = [
+          ...latencyRows(latencies, { p99: { text: '< 5 ms', ok: (v) => v < 5 } }),
+          { name: '  (one scan in the other process, median)', unit: 'ms', target: null, value: median(during), samples: during, lowerIsBetter: true },
+        ]
+        return result
+      }))
+    },
   }
 }
 

@@ -6,7 +6,8 @@
 //                 measuring process with its own connection;
 //   across processes  sqlite3-cluster as a client of a master in another process vs a 1.x
 //                 client of a 1.x master, plus the fan-in workloads (a master and N worker
-//                 processes; node-sqlite3: N processes with their own connections).
+//                 processes; node-sqlite3 and better-sqlite3: N processes with their own
+//                 connections).
 //
 //   BENCH_QUICK=1 npm run bench     # short windows, for smoke testing
 //   BENCH_ONLY=insert npm run bench # only workloads whose name contains the text

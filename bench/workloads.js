@@ -462,8 +462,10 @@ function longScan() {
 /**
  * Fan-in: N worker processes each keep IN_FLIGHT point reads outstanding for a fixed time;
  * the value is the aggregate rate. sqlite3-cluster and 1.x: a master process that only serves
- * (bench/master-child.js) plus N clients. node-sqlite3: N processes, each with its own
- * connection to the same file (WAL), no master. Workers are bench/fanin-child.js; they start
+ * (bench/master-child.js) plus N clients. node-sqlite3 and better-sqlite3: N processes, each with
+ * its own connection to the same file (WAL), no master; better-sqlite3 is the ceiling of a
+ * connection per process, so the cluster client's ratio to it is printed under the tables (it
+ * has no column in the across-processes table). Workers are bench/fanin-child.js; they start
  * together at one wall-clock instant and count in aligned windows (warm-up, then TIMING.reps
  * windows of TIMING.measureMs); each sample is the sum over workers of one window.
  */
@@ -471,7 +473,8 @@ function fanIn(workers) {
   return {
     name: `master + ${workers} workers, point reads`,
     unit: 'ops/s',
-    impls: ['cluster-client', 'v1-client', 'sqlite3'],
+    impls: ['cluster-client', 'v1-client', 'sqlite3', 'better'],
+    ratios: [{ subject: 'cluster-client', peer: 'better' }],
     targets: workers === 4 ? { 'cluster-client': { text: '≥ 150k/s aggregate', ok: gte(150e3) } } : {},
     async run(impl, ctx) {
       const master = impl.master ? await startMaster(impl.master, ctx.readDb) : null

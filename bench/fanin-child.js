@@ -9,11 +9,10 @@
 // so their windows line up and the workload sums them.
 // Sends { counts: [...] }, then closes and exits on 'stop' (or when the parent goes away).
 
-const { performance } = require('perf_hooks')
 const { byKey } = require('./impls')
 const { randomIds } = require('./data')
 const { POINT_SQL, checkRow } = require('./point-reads')
-const epoch = () => performance.timeOrigin + performance.now()
+const { epoch } = require('./measure')
 
 function pointReads(db, ids, seed, { go, warmupMs, measureMs, reps, inFlight }) {
   const measureStart = go + warmupMs

@@ -9,14 +9,11 @@
 // Sends { samples: [reads/s per window], latencies } (latencies: a bench/latency.js histogram of
 // the measured reads), then closes and exits on 'stop' (or when the parent goes away).
 
-const { performance } = require('perf_hooks')
 const { byKey } = require('./impls')
 const { randomIds } = require('./data')
-const { repeat } = require('./measure')
+const { repeat, epoch } = require('./measure')
 const { serialPointReads, pointReader } = require('./point-reads')
 const { Latencies } = require('./latency')
-
-const epoch = () => performance.timeOrigin + performance.now()
 
 async function measure(impl, db, { go, warmupMs, measureMs, reps }) {
   const latencies = new Latencies()

@@ -10,6 +10,7 @@ const Database = require(path.join(__dirname, '..', 'node_modules', 'better-sqli
 
 const ITEMS = 10000 // point reads and all()
 const BIG = 100000 // each()
+const SCAN_ROWS = 1000000 // the long scan
 
 function makeTempDir() {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'sqlite3-cluster-bench-'))
@@ -50,15 +51,34 @@ function createWriteDb(dir, label) {
   return file
 }
 
-/** Random primary keys in 1..ITEMS, a power-of-two array so workloads can cycle with a mask. */
-function randomIds(count = 1 << 16) {
+/**
+ * The database of the long-scan workload, `scan.db`: `scanned` (SCAN_ROWS rows of an id, a number
+ * and a text payload of 60 to 138 characters, about 120 MB), in WAL mode. A file of its own keeps
+ * the other workloads' database as it was. Filled by one INSERT ... SELECT over a recursive CTE,
+ * which is several times faster than a million bound inserts, while the file is still in rollback
+ * mode, where new pages are not journaled; WAL comes after.
+ */
+function createScanDb(dir) {
+  const file = path.join(dir, 'scan.db')
+  const db = new Database(file)
+  db.exec('CREATE TABLE scanned (id INTEGER PRIMARY KEY, n INTEGER, payload TEXT)')
+  db.exec(`
+    WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < ${SCAN_ROWS})
+    INSERT INTO scanned (id, n, payload) SELECT i, i % 1000, hex(zeroblob(30 + i % 40)) FROM seq`)
+  db.pragma('journal_mode = WAL')
+  db.close()
+  return file
+}
+
+/** Random primary keys in 1..range, a power-of-two array so workloads can cycle with a mask. */
+function randomIds(count = 1 << 16, range = ITEMS) {
   const ids = new Int32Array(count)
   let seed = 12345
   for (let i = 0; i < count; i++) {
     seed = (seed * 1103515245 + 12345) >>> 0
-    ids[i] = 1 + (seed % ITEMS)
+    ids[i] = 1 + (seed % range)
   }
   return ids
 }
 
-module.exports = { ITEMS, BIG, makeTempDir, removeTempDir, createReadDb, createWriteDb, randomIds }
+module.exports = { ITEMS, BIG, SCAN_ROWS, makeTempDir, removeTempDir, createReadDb, createWriteDb, createScanDb, randomIds }

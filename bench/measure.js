@@ -11,6 +11,9 @@ const TIMING = QUICK
   : { warmupMs: 500, measureMs: 1500, reps: 3 }
 
 const now = () => performance.now()
+// Wall-clock ms with now()'s resolution, comparable between processes (now() counts from each
+// process's own start).
+const epoch = () => performance.timeOrigin + performance.now()
 
 function median(xs) {
   const s = [...xs].sort((a, b) => a - b)
@@ -39,4 +42,4 @@ function settle() {
   return new Promise((resolve) => setImmediate(resolve))
 }
 
-module.exports = { QUICK, TIMING, now, median, repeat, settle }
+module.exports = { QUICK, TIMING, now, epoch, median, repeat, settle }

@@ -6,11 +6,15 @@
 //                 measuring process with its own connection;
 //   across processes  sqlite3-cluster as a client of a master in another process vs a 1.x
 //                 client of a 1.x master, plus the fan-in workloads (a master and N worker
-//                 processes; node-sqlite3: N processes with their own connections).
+//                 processes; node-sqlite3 and better-sqlite3: N processes with their own
+//                 connections).
 //
 //   BENCH_QUICK=1 npm run bench     # short windows, for smoke testing
 //   BENCH_ONLY=insert npm run bench # only workloads whose name contains the text
 //   BENCH_IMPLS=cluster,cluster-client npm run bench  # only these implementations (keys)
+//
+// Under the tables, the ratios some workloads ask for (`ratios`) between implementations measured
+// in the same run, checked against their targets where they have one (e.g. ≥ 1.0× node-sqlite3).
 //
 // Workloads live in bench/workloads.js (a list of { name, unit, targets, run(impl, ctx) }),
 // implementations in bench/impls.js, child processes in bench/procs.js (all killed on exit).
@@ -34,6 +38,9 @@ const SECTIONS = [
     subject: 'cluster',
     columns: ['cluster', 'sqlite3', 'better'],
     ratioVs: ['sqlite3', 'better'],
+    notes: [
+      'Rows with a writer or a scanner beside the reads: that process has its own connection too; "N reader processes": N processes read, each with its own connection, and the value is their aggregate.',
+    ],
   },
   {
     title: 'Across processes: the master is another process; the measuring process (or each worker) is its client',
@@ -41,8 +48,9 @@ const SECTIONS = [
     columns: ['cluster-client', 'v1-client', 'sqlite3'],
     ratioVs: ['v1-client', 'sqlite3'],
     notes: [
-      'node-sqlite3 has no client mode: its column is the in-process number (one process, own connection), and in the fan-in rows N processes that each open the file (WAL).',
+      'node-sqlite3 has no client mode: its column is the in-process number (one process, own connection), and in the fan-in and "N reader processes" rows N processes that each open the file (WAL).',
       'Fan-in: the master process only serves (issues no queries); each of the N workers keeps 64 point reads in flight; the value is the aggregate of all workers.',
+      'Rows with a writer or a scanner beside the reads: the client\'s writer or scanner, and its N reader processes, are all clients of one master.',
       '1.x client: no serialize() (it throws), so its transaction is sent without it and its master runs it in node-sqlite3\'s parallel mode; its each() is broken (not measured).',
     ],
   },
@@ -116,6 +124,26 @@ function sectionRows(section, selected, results) {
   return metricRows
 }
 
+/**
+ * Ratios a workload asks for (`ratios` in bench/workloads.js) between two implementations measured
+ * in this run, whether or not a table has a column for the peer; a ratio with a target is checked.
+ */
+function ratioLines(selected, results) {
+  const lines = []
+  for (const entry of results) {
+    const w = selected.find((x) => x.name === entry.name)
+    for (const { subject, peer, target } of w.ratios ?? []) {
+      const a = entry.impls[subject]
+      const b = entry.impls[peer]
+      if (!a || !b) continue // one side was not run (BENCH_IMPLS)
+      const value = (r) => (r && !r.error && !r.unavailable ? r.value : null)
+      const ratio = value(a) != null && value(b) ? value(a) / value(b) : null
+      lines.push({ name: entry.name, unit: entry.unit, subject, peer, subjectValue: value(a), peerValue: value(b), ratio, target: target ?? null })
+    }
+  }
+  return lines
+}
+
 function printSection(section, metricRows) {
   const label = (k) => byKey(k).label
   const header = ['workload', ...section.columns.map(label), ...section.ratioVs.map((k) => `÷ ${label(k)}`), 'target']
@@ -135,6 +163,18 @@ function printSection(section, metricRows) {
   printTable(header, rows)
   console.log(`ratio = ${label(section.subject)} ÷ peer (for throughput higher is better; for MiB and ms lower is better).`)
   for (const note of section.notes ?? []) console.log(note)
+}
+
+function printRatioLines(lines) {
+  if (!lines.length) return
+  const label = (k) => byKey(k).label
+  console.log('')
+  console.log('Ratios to peers measured in this run:')
+  for (const l of lines) {
+    let text = `  ${l.name}: ${label(l.subject)} ${fmtNum(l.subjectValue, l.unit)} ÷ ${label(l.peer)} ${fmtNum(l.peerValue, l.unit)} = ${fmtRatio(l.subjectValue, l.peerValue)}`
+    if (l.target) text += ` (target ${l.target.text}${l.ratio != null ? (l.target.ok(l.ratio) ? ' ✓' : ' ✗') : ''})`
+    console.log(text)
+  }
 }
 
 async function main() {
@@ -159,11 +199,14 @@ async function main() {
     console.log(`timing: warm-up ${TIMING.warmupMs} ms, then ${TIMING.reps} × ${TIMING.measureMs} ms; median reported; temp dir ${dir}`)
 
     const readDb = data.createReadDb(dir)
+    let scanDb = null // a million rows: made only if a selected workload asks for it
     const ctx = {
       dir,
       readDb,
       ids: data.randomIds(),
       createWriteDb: (label) => data.createWriteDb(dir, label),
+      scanDb: () => (scanDb = scanDb || data.createScanDb(dir)),
+      scanIds: data.randomIds(1 << 16, data.SCAN_ROWS),
       forkEachChild,
     }
 
@@ -232,6 +275,8 @@ async function main() {
         })),
       })
     }
+    const ratios = ratioLines(selected, results)
+    printRatioLines(ratios)
     console.log('')
     console.log('better-sqlite3 is synchronous: "64 in flight" is its plain loop; it uses prepared statements throughout.')
     console.log(`total ${((Date.now() - started) / 1000).toFixed(1)} s`)
@@ -249,6 +294,7 @@ async function main() {
       impls: impls.map((i) => ({ key: i.key, label: i.label })),
       workloads: results,
       tables,
+      ratios: ratios.map(({ target, ...l }) => ({ ...l, target: target?.text ?? null, meetsTarget: target && l.ratio != null ? target.ok(l.ratio) : null })),
     }
     const outDir = path.join(__dirname, 'tmp')
     fs.mkdirSync(outDir, { recursive: true })

@@ -7,17 +7,21 @@
 // `targets` maps an implementation key to its target (docs/performance.md#targets) { text, ok(value) }: the
 // standalone targets belong to 'cluster', the client targets to 'cluster-client'.
 // Optional `impls: [keys]` restricts a workload to some implementations; the others show "—".
+// Optional `ratios: [{ subject, peer, target? }]` prints subject ÷ peer under the tables (bench/run.js),
+// for a peer the subject's table has no column for, or a target that is a ratio ({ text, ok(ratio) }).
 //
-// ctx: { dir, readDb, ids, createWriteDb(label), forkEachChild(impl, file) }
+// ctx: { dir, readDb, ids, createWriteDb(label), scanDb() (created on first use), scanIds, forkEachChild(impl, file) }
 
-const { repeat, now, median, settle, TIMING } = require('./measure')
+const { repeat, now, epoch, median, settle, TIMING } = require('./measure')
 const { ITEMS, BIG } = require('./data')
 const { forkTracked, waitMessage, stopChild, startMaster } = require('./procs')
+const { POINT_SQL, checkRow, serialPointReads, pointReader } = require('./point-reads')
+const { Latencies, latencyRows } = require('./latency')
 
-const POINT_SQL = 'SELECT id, name, value FROM items WHERE id = ?'
 const INSERT_SQL = 'INSERT INTO ins (name, value) VALUES (?, ?)'
 const ALL_SQL = 'SELECT id, name, value FROM items WHERE id > ? ORDER BY id LIMIT 1000'
 const EACH_SQL = 'SELECT id, name, value FROM big'
+const SCAN_POINT_SQL = 'SELECT id, n, payload FROM scanned WHERE id = ?'
 const BATCH = 1000
 const IN_FLIGHT = 64
 
@@ -40,42 +44,19 @@ function allP(db, sql, param) {
   return new Promise((resolve, reject) => db.all(sql, param, (err, rows) => (err ? reject(err) : resolve(rows))))
 }
 
-function checkRow(row, id) {
-  if (!row || row.id !== id) throw new Error(`wrong row for id ${id}: ${JSON.stringify(row)}`)
-}
-
 /** Count of rows in `ins`, to check that every insert landed. */
 async function countIns(impl, db) {
   if (impl.kind === 'sync') return db.prepare('SELECT count(*) AS n FROM ins').get().n
   return (await getP(db, 'SELECT count(*) AS n FROM ins', [])).n
 }
 
-/**
- * A `repeat` body: point reads by primary key one after another through `read(id)` (a row, or a
- * promise of one) for the window's length; the rate is reads/s. `timed(ms, phase)`, if given,
- * receives each read's latency.
- */
-function serialPointReads(read, ids, timed) {
-  const mask = ids.length - 1
-  let i = 0
-  return async (ms, phase) => {
-    await settle()
-    const t0 = now()
-    const deadline = t0 + ms
-    let n = 0
-    do {
-      const id = ids[i++ & mask]
-      const start = timed ? now() : 0
-      checkRow(await read(id), id)
-      if (timed) timed(now() - start, phase)
-      n++
-    } while (now() < deadline)
-    return (n * 1000) / (now() - t0)
-  }
-}
-
 const gte = (n) => (v) => v >= n
 const lte = (n) => (v) => v <= n
+
+// The targets of the reads-during-writes workloads: with a connection per process in WAL mode,
+// node-sqlite3's readers are neither slowed nor held up by the writer, and a cluster's must not be.
+const AT_LEAST_NODE_SQLITE3 = { text: '≥ 1.0× node-sqlite3', ok: gte(1) }
+const NO_READ_WAITS_FOR_THE_WRITER = { max: { text: '< 20 ms', ok: (v) => v < 20 } }
 
 const workloads = [
   {
@@ -101,7 +82,7 @@ const workloads = [
           return (n * 1000) / (now() - t0)
         })
       }
-      return repeat(serialPointReads((id) => getP(db, POINT_SQL, id), ids))
+      return repeat(serialPointReads(pointReader(impl, db), ids))
     }),
   },
 
@@ -342,53 +323,149 @@ const workloads = [
   fanIn(2),
   fanIn(4),
   readsDuringWrites(),
+  readsDuringWrites(3),
+  longScan(),
 ]
+
+/** Fork `script`, a process that works beside the measured reads; wait for its { ready }, run `fn(child)`, and stop it however `fn` ends. */
+async function besideChild(script, args, what, fn) {
+  const child = forkTracked(script, args)
+  try {
+    await waitMessage(child, (m) => m && m.ready, what)
+    return await fn(child)
+  } finally {
+    await stopChild(child)
+  }
+}
 
 /**
  * Reads during write transactions: a writer process (bench/writer-child.js) holds 200 ms write
- * transactions back to back while the measuring process does serial point reads. The value is
- * reads/s; extra rows give the read latency (p50, p99, max over all measured reads). With a
- * connection per process in WAL mode (node-sqlite3, better-sqlite3, a standalone sqlite3-cluster
- * in each process) readers never wait for the writer; through one master connection they do
- * until the master has read connections.
+ * transactions back to back while serial point reads are measured. The value is reads/s; extra
+ * rows give the read latency (p50, p99, max over all measured reads). With a connection per
+ * process in WAL mode (node-sqlite3, better-sqlite3, a standalone sqlite3-cluster in each
+ * process) readers never wait for the writer; through one master connection they do until the
+ * master has read connections.
+ *
+ * One reader: the measuring process reads. Several: that many reader processes
+ * (bench/reader-child.js) read at once, and the value is their aggregate rate, because read
+ * connections must serve many readers beside the writer, not one; for a client implementation
+ * the writer and the readers are all clients of one master started by the workload.
  */
-function readsDuringWrites() {
+function readsDuringWrites(readers = 1) {
   return {
-    name: 'point reads during 200 ms write transactions',
+    name: `point reads during 200 ms write transactions${readers > 1 ? `, ${readers} reader processes` : ''}`,
     unit: 'ops/s',
     impls: ['cluster', 'sqlite3', 'better', 'cluster-client'],
     targets: {},
-    run: (impl, ctx) => withDb(impl, ctx.readDb, async (db) => {
-      const writer = forkTracked('writer-child.js', [impl.key, ctx.readDb])
-      try {
-        await waitMessage(writer, (m) => m && m.ready, 'writer')
-        const stmt = impl.kind === 'sync' ? db.prepare(POINT_SQL) : null
-        const read = (id) => (stmt ? stmt.get(id) : getP(db, POINT_SQL, id))
-        const latencies = []
-        const result = await repeat(serialPointReads(read, ctx.ids, (ms, phase) => {
-          if (phase === 'measure') latencies.push(ms)
+    ratios: [
+      { subject: 'cluster', peer: 'sqlite3', target: AT_LEAST_NODE_SQLITE3 },
+      { subject: 'cluster-client', peer: 'sqlite3', target: AT_LEAST_NODE_SQLITE3 },
+    ],
+    run: readers > 1 ? (impl, ctx) => readersDuringWrites(impl, ctx, readers) : readerDuringWrites,
+  }
+}
+
+/** The run of readsDuringWrites with one reader, the measuring process. */
+function readerDuringWrites(impl, ctx) {
+  return withDb(impl, ctx.readDb, (db) => besideChild('writer-child.js', [impl.key, ctx.readDb], 'writer', async () => {
+    const latencies = new Latencies()
+    const result = await repeat(serialPointReads(pointReader(impl, db), ctx.ids, (ms, phase) => {
+      if (phase === 'measure') latencies.add(ms)
+    }))
+    result.extra = latencyRows(latencies, NO_READ_WAITS_FOR_THE_WRITER)
+    return result
+  }))
+}
+
+/** The run of readsDuringWrites with `readers` reader processes. */
+async function readersDuringWrites(impl, ctx, readers) {
+  const master = impl.master ? await startMaster(impl.master, ctx.readDb) : null
+  const children = []
+  try {
+    // The readers open the file first, as the measuring process does in the one-reader variant.
+    for (let r = 0; r < readers; r++) children.push(forkTracked('reader-child.js', [impl.key, ctx.readDb]))
+    await Promise.all(children.map((c, r) => waitMessage(c, (m) => m && m.ready, `reader ${r}`)))
+    return await besideChild('writer-child.js', [impl.key, ctx.readDb], 'writer', async () => {
+      const plan = { go: Date.now() + 300, warmupMs: TIMING.warmupMs, measureMs: TIMING.measureMs, reps: TIMING.reps }
+      const timeoutMs = 300 + plan.warmupMs + plan.measureMs * plan.reps + 60000
+      const results = children.map((c, r) => waitMessage(c, (m) => m && m.samples, `reader ${r}`, timeoutMs))
+      for (const c of children) c.send(plan)
+      const reports = await Promise.all(results)
+      const samples = reports[0].samples.map((_, k) => reports.reduce((sum, m) => sum + m.samples[k], 0))
+      const perReader = reports.map((m) => median(m.samples))
+      const latencies = reports.reduce((all, m) => all.merge(m.latencies), new Latencies())
+      return {
+        value: median(samples),
+        samples,
+        extra: [
+          ...latencyRows(latencies, NO_READ_WAITS_FOR_THE_WRITER),
+          { name: `  (${readers} readers: slowest reader)`, unit: 'ops/s', target: null, value: Math.min(...perReader), samples: perReader },
+        ],
+      }
+    })
+  } finally {
+    await Promise.all(children.map((c) => stopChild(c)))
+    if (master) await master.stop()
+  }
+}
+
+/**
+ * A long scan beside point reads: a scanner process (bench/scanner-child.js) runs a full-table
+ * aggregate over the million rows of `scanned` back to back (a report, an export) while the
+ * measuring process does serial point reads by primary key on the same table. The value is
+ * reads/s; extra rows give the read latency and how long the scans took. With a connection per
+ * process a point read never queues behind the scan; through one master connection it waits for
+ * the scan under way to finish, which read connections in the master are to end as well.
+ */
+function longScan() {
+  return {
+    name: 'long scan beside point reads',
+    unit: 'ops/s',
+    impls: ['cluster', 'sqlite3', 'better', 'cluster-client'],
+    targets: {},
+    run: (impl, ctx) => {
+      const file = ctx.scanDb()
+      return withDb(impl, file, (db) => besideChild('scanner-child.js', [impl.key, file], 'scanner', async (scanner) => {
+        // Every scan the scanner reports, and its failure: a scanner that stopped would leave the
+        // reads alone and make them look good.
+        const scans = []
+        let failure = null
+        scanner.on('message', (m) => {
+          if (m && m.error) failure = failure || new Error(`scanner: ${m.error}`)
+          else if (m && m.scanMs != null) scans.push(m)
+        })
+        const latencies = new Latencies()
+        let from = null
+        const result = await repeat(serialPointReads(pointReader(impl, db, SCAN_POINT_SQL), ctx.scanIds, (ms, phase) => {
+          if (phase !== 'measure') return
+          if (from === null) from = epoch() - ms
+          latencies.add(ms)
         }))
-        const sorted = latencies.sort((a, b) => a - b)
-        const at = (q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]
-        const latency = (name, value, target) => ({ name: `  (${name} read latency)`, unit: 'ms', target, value, samples: [value], lowerIsBetter: true })
+        const to = epoch()
+        // Stopped here rather than by besideChild, so that the scan under way at the end has
+        // reported too: the scans that overlapped the measured reads are the ones that count.
+        await stopChild(scanner)
+        if (failure) throw failure
+        if (scanner.exitCode !== 0) throw new Error(`the scanner exited with ${scanner.signalCode || scanner.exitCode}`)
+        const during = scans.filter((s) => s.endedAt >= from && s.endedAt - s.scanMs <= to).map((s) => s.scanMs)
+        if (!during.length) throw new Error('no scan ran while the reads were measured')
         result.extra = [
-          latency('p50', at(0.5), null),
-          latency('p99', at(0.99), null),
-          latency('max', sorted[sorted.length - 1], { text: '< 20 ms', ok: (v) => v < 20 }),
+          ...latencyRows(latencies, { p99: { text: '< 5 ms', ok: (v) => v < 5 } }),
+          { name: '  (one scan in the other process, median)', unit: 'ms', target: null, value: median(during), samples: during, lowerIsBetter: true },
         ]
         return result
-      } finally {
-        await stopChild(writer)
-      }
-    }),
+      }))
+    },
   }
 }
 
 /**
  * Fan-in: N worker processes each keep IN_FLIGHT point reads outstanding for a fixed time;
  * the value is the aggregate rate. sqlite3-cluster and 1.x: a master process that only serves
- * (bench/master-child.js) plus N clients. node-sqlite3: N processes, each with its own
- * connection to the same file (WAL), no master. Workers are bench/fanin-child.js; they start
+ * (bench/master-child.js) plus N clients. node-sqlite3 and better-sqlite3: N processes, each with
+ * its own connection to the same file (WAL), no master; better-sqlite3 is the ceiling of a
+ * connection per process, so the cluster client's ratio to it is printed under the tables (it
+ * has no column in the across-processes table). Workers are bench/fanin-child.js; they start
  * together at one wall-clock instant and count in aligned windows (warm-up, then TIMING.reps
  * windows of TIMING.measureMs); each sample is the sum over workers of one window.
  */
@@ -396,7 +473,8 @@ function fanIn(workers) {
   return {
     name: `master + ${workers} workers, point reads`,
     unit: 'ops/s',
-    impls: ['cluster-client', 'v1-client', 'sqlite3'],
+    impls: ['cluster-client', 'v1-client', 'sqlite3', 'better'],
+    ratios: [{ subject: 'cluster-client', peer: 'better' }],
     targets: workers === 4 ? { 'cluster-client': { text: '≥ 150k/s aggregate', ok: gte(150e3) } } : {},
     async run(impl, ctx) {
       const master = impl.master ? await startMaster(impl.master, ctx.readDb) : null

@@ -16,6 +16,7 @@ use super::connection::Connection;
 use super::identity::{Change, Watch};
 use super::journal;
 use super::local_state::LocalState;
+use super::log_limit::LogLimit;
 use super::read_group::ReadGroup;
 use super::read_pool::ReadPool;
 use super::session::{Hooks, Session};
@@ -48,6 +49,7 @@ pub(super) struct Database {
   /// they would not see (`local_state`).
   pub readers: ReadPool,
   pub local: LocalState,
+  pub log: LogLimit,
   /// The journal mode is still to be settled (`journal.rs`): the connection could not read the
   /// file when it opened (an encrypted file without its key yet).
   pub journal_pending: bool,
@@ -58,6 +60,7 @@ impl Database {
     Database {
       readers: ReadPool::new(shared.clone(), readers_done),
       local: LocalState::default(),
+      log: LogLimit::new(),
       shared,
       conn: None,
       opened_with: None,
@@ -164,6 +167,26 @@ impl Database {
   /// Ends the read group, if one is open.
   pub fn end_read_group(&mut self) {
     self.group.end(self.conn.as_ref());
+  }
+
+  /// Keeps the WAL bounded while readers read (`log_limit`). `pinned`: a transaction holds the
+  /// write connection, and the log cannot be emptied before it ends.
+  pub fn limit_log(&mut self, pinned: bool) {
+    if self.readers.holds_streams() {
+      // An `each()` a reader holds keeps its snapshot until its receiver has read it: waiting
+      // for it could keep every read on the write connection for as long.
+      self.log.give_up();
+      return;
+    }
+    if let Some(watch) = &self.watch {
+      self.log.look(watch.path());
+    }
+    if self.log.draining() && !pinned && self.readers.is_idle() {
+      self.end_read_group();
+      if let (Some(conn), Some(options)) = (&self.conn, &self.opened_with) {
+        self.log.empty(conn, options.busy_timeout_ms);
+      }
+    }
   }
 
   /// Rolls back the transaction the connection is in, if any.

@@ -30,6 +30,7 @@ mod journal;
 mod keys;
 mod lexer;
 mod local_state;
+mod log_limit;
 mod policy;
 mod read_group;
 mod read_pool;

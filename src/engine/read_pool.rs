@@ -162,6 +162,11 @@ impl ReadPool {
     }
   }
 
+  /// Whether a reader holds an `each()` between chunks.
+  pub fn holds_streams(&self) -> bool {
+    self.readers.iter().any(|r| r.holding.is_some())
+  }
+
   /// Whether no reader runs a job or holds a stream (the file may be swapped).
   pub fn is_idle(&self) -> bool {
     self.readers.iter().all(|r| !r.busy && r.holding.is_none())

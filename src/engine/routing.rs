@@ -40,7 +40,8 @@ impl Database {
       return false;
     }
     let Some(conn) = &self.conn else { return false };
-    if self.gone.is_some() || self.journal_pending || self.readers.known_to_write(sql) {
+    if self.gone.is_some() || self.journal_pending || self.log.draining() || self.readers.known_to_write(sql)
+    {
       return false;
     }
     // A write still active on the connection (an `INSERT … RETURNING` read with `get()`) is

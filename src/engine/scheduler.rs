@@ -83,12 +83,14 @@ pub(super) fn run(commands: Receiver<Command>, readers_done: Sender<Command>, sh
         scheduler.flush_sinks();
         // A busy engine looks at its file between bursts, not between every two requests.
         scheduler.look_at_file();
+        scheduler.limit_log();
       }
       continue;
     }
     scheduler.db.end_read_group();
     scheduler.flush_sinks();
     scheduler.look_at_file();
+    scheduler.limit_log();
     let watch_deadline = scheduler
       .db
       .watch_deadline(&scheduler.sessions, scheduler.owner.is_some());
@@ -444,6 +446,10 @@ impl Scheduler {
     self.touched.push((id, session.sink.clone()));
     self.db.abort(&mut session);
     self.sessions.insert(id, session);
+  }
+
+  fn limit_log(&mut self) {
+    self.db.limit_log(self.owner.is_some());
   }
 
   fn look_at_file(&mut self) {

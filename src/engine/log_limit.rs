@@ -1,0 +1,76 @@
+//! Keeping the WAL file bounded while read connections read (docs/sessions.md#the-log-under-steady-reads).
+//!
+//! SQLite folds the log back into the database (a checkpoint) after commits, but it can only
+//! start the log over from its beginning at a moment when no connection reads a snapshot in it.
+//! Read connections that overlap each other (two processes scanning a table in turn) leave no
+//! such moment, and the `-wal` file grows with every commit, without end. The engine owns its
+//! readers, so it makes the moment: once the log passes `LIMIT`, it stops handing reads to
+//! readers, waits for the running ones to end and for a moment outside any transaction, and runs
+//! `wal_checkpoint(TRUNCATE)`, which folds the log in and empties it. Meanwhile reads run on the
+//! write connection, or wait for the transaction that holds it to end: once per `LIMIT` of log,
+//! reads wait as they did before read connections, for one transaction at most. Another program
+//! reading the file can still hold the log; then the checkpoint gives up at once (no busy wait on
+//! the engine thread) and is tried again a little later.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::connection::Connection;
+
+/// The size of the `-wal` file past which the engine empties it: the size at which SQLite
+/// checkpoints by itself (1000 pages of 4 KiB), so that a log that could not restart is emptied
+/// about as often as one that could.
+const LIMIT: u64 = 4 << 20;
+
+/// How often the size is looked at, at most.
+const EVERY: Duration = Duration::from_millis(50);
+
+/// The watch on one file's log.
+pub(super) struct LogLimit {
+  next_look: Instant,
+  /// Reads are kept off the readers until the log is emptied.
+  draining: bool,
+}
+
+impl LogLimit {
+  pub fn new() -> LogLimit {
+    LogLimit {
+      next_look: Instant::now(),
+      draining: false,
+    }
+  }
+
+  /// Whether new reads must stay off the readers for now.
+  pub fn draining(&self) -> bool {
+    self.draining
+  }
+
+  /// Looks at the log of the database at `db` when it is time: past `LIMIT`, reads stop going
+  /// to readers.
+  pub fn look(&mut self, db: &Path) {
+    let now = Instant::now();
+    if self.draining || now < self.next_look {
+      return;
+    }
+    self.next_look = now + EVERY;
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    self.draining = std::fs::metadata(wal).is_ok_and(|m| m.len() > LIMIT);
+  }
+
+  /// The readers are idle and no transaction is open: empties the log on `conn` (whose busy
+  /// timeout is `busy_timeout_ms`), and lets reads go to readers again.
+  pub fn empty(&mut self, conn: &Connection, busy_timeout_ms: i32) {
+    conn.set_busy_timeout(0);
+    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+    conn.set_busy_timeout(busy_timeout_ms);
+    self.draining = false;
+    // What the checkpoint could not do (another program reads) is tried again a little later.
+    self.next_look = Instant::now() + EVERY * 4;
+  }
+
+  /// The log cannot be emptied for long (a reader holds an `each()`): readers serve reads again.
+  pub fn give_up(&mut self) {
+    self.draining = false;
+  }
+}

@@ -9,15 +9,21 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use super::reader::{self, Job, Outcome, Source};
+use once_cell::sync::Lazy;
+
+use super::reader::{self, Job, Outcome, Source, SourceOf};
 use super::{Command, SessionId, Shared};
 
 /// Read connections when the application does not say: one per CPU, at least 2 (one long read
-/// must not hold up every other), at most 8 (each keeps its own page cache).
+/// must not hold up every other), at most 8 (each keeps its own page cache). Asked once: on
+/// Linux the CPU count reads the process's cgroup files, which costs more than a point read.
 pub(super) fn default_capacity() -> usize {
-  std::thread::available_parallelism()
-    .map_or(2, |n| n.get())
-    .clamp(2, 8)
+  static CAPACITY: Lazy<usize> = Lazy::new(|| {
+    std::thread::available_parallelism()
+      .map_or(2, |n| n.get())
+      .clamp(2, 8)
+  });
+  *CAPACITY
 }
 
 pub(super) struct ReadPool {
@@ -70,23 +76,25 @@ impl ReadPool {
   }
 
   /// A reader free to take a job now, opened (from `source`, the write connection's file and
-  /// key) if none is and the pool has fewer than `capacity`. Readers opened from another source
-  /// (the key changed) are closed first, once none is in use.
-  pub fn free_reader(&mut self, source: &Source, capacity: usize) -> Option<usize> {
-    if self.source.as_ref() != Some(source) {
+  /// key, built only when the pool has none like it) if none is and the pool has fewer than
+  /// `capacity`. Readers opened from another source (the key changed) are closed first, once
+  /// none is in use.
+  pub fn free_reader(&mut self, source: SourceOf<'_>, capacity: usize) -> Option<usize> {
+    if !self.source.as_ref().is_some_and(|s| source.is(s)) {
       if !self.is_idle() {
         return None;
       }
       self.close();
-      self.source = Some(source.clone());
+      self.source = Some(source.to_owned());
     }
+    let source = self.source.clone()?;
     if let Some(i) = self.readers.iter().position(|r| !r.busy && r.holding.is_none()) {
       return Some(i);
     }
     if !self.available(capacity) || self.readers.len() >= capacity {
       return None;
     }
-    self.start_reader(source.clone())
+    self.start_reader(source)
   }
 
   fn start_reader(&mut self, source: Source) -> Option<usize> {

@@ -37,6 +37,28 @@ pub(super) struct Source {
   pub file: Identity,
 }
 
+/// A `Source` borrowed from the write connection's state, to compare without copying.
+#[derive(Clone, Copy)]
+pub(super) struct SourceOf<'a> {
+  pub options: &'a OpenOptions,
+  pub key: Option<&'a Key>,
+  pub file: Identity,
+}
+
+impl SourceOf<'_> {
+  pub fn is(&self, source: &Source) -> bool {
+    self.file == source.file && source.key.as_ref() == self.key && source.options == *self.options
+  }
+
+  pub fn to_owned(self) -> Source {
+    Source {
+      options: self.options.clone(),
+      key: self.key.cloned(),
+      file: self.file,
+    }
+  }
+}
+
 /// A read the engine thread routed to a reader: a one-shot `get`, `all` or `each`.
 pub(super) struct Read {
   pub id: u32,
@@ -247,6 +269,11 @@ struct Reader {
 }
 
 impl Reader {
+  /// Runs the reads of a job. Several plain reads share one read transaction, as a read group
+  /// does on the write connection (`read_group.rs`): SQLite then takes its locks and looks at the
+  /// log once for all of them. They all arrived before the job was handed out, so the shared
+  /// snapshot still holds every write answered before any of them was sent. An `each()` keeps
+  /// its own read, so a job with one is not grouped.
   fn run(
     &mut self,
     session: SessionId,
@@ -261,6 +288,29 @@ impl Reader {
     if settings != self.applied {
       Settings::apply(settings, &mut self.applied, conn);
     }
+    let grouped =
+      reads.len() > 1 && reads.iter().all(|r| r.mode != Mode::Each) && conn.execute_batch("BEGIN").is_ok();
+    let outcome = self.run_reads(session, reads, sink, chunk_limit);
+    if grouped {
+      if let Ok(conn) = &self.conn {
+        if conn.execute_batch("COMMIT").is_err() {
+          let _ = conn.execute_batch("ROLLBACK");
+        }
+      }
+    }
+    outcome
+  }
+
+  fn run_reads(
+    &mut self,
+    session: SessionId,
+    reads: Vec<Read>,
+    sink: Arc<dyn Sink>,
+    chunk_limit: usize,
+  ) -> Outcome {
+    let Ok(conn) = &self.conn else {
+      return Outcome::Returned { reads, writes: None };
+    };
     let mut reads = reads.into_iter();
     while let Some(read) = reads.next() {
       let stmt = match self.cache.take(&read.sql) {

@@ -14,7 +14,7 @@
 
 use super::database::Database;
 use super::read_pool::default_capacity;
-use super::reader::Source;
+use super::reader::SourceOf;
 use super::session::Session;
 use super::sql::is_query;
 use crate::protocol::{Mode, Request};
@@ -59,12 +59,12 @@ impl Database {
 
   /// A reader free to take a job now (opened if the pool may grow), or none.
   pub fn free_reader(&mut self) -> Option<usize> {
-    let source = Source {
-      options: self.opened_with.clone()?,
-      key: self.key.clone(),
+    let capacity = self.reader_capacity();
+    let source = SourceOf {
+      options: self.opened_with.as_ref()?,
+      key: self.key.as_ref(),
       file: self.watch.as_ref()?.opened()?,
     };
-    let capacity = self.reader_capacity();
-    self.readers.free_reader(&source, capacity)
+    self.readers.free_reader(source, capacity)
   }
 }

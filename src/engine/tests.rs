@@ -263,3 +263,24 @@ fn a_statement_that_looks_like_a_query_but_writes_runs_on_the_write_connection()
   assert_eq!(int_rows(a.reply(2)), vec![7]);
   assert_eq!(int_rows(a.reply(3)), vec![7]);
 }
+
+#[test]
+fn read_connections_of_an_encrypted_file_are_keyed_like_the_write_connection() {
+  let path = temp_db("keyed-readers");
+  let engine = Engine::for_file(&path);
+  let keyed = OpenOptions {
+    key: Some(Key::Passphrase("secret".into())),
+    ..options(&path)
+  };
+  let (a, _) = Client::open(&engine, keyed.clone());
+  let (b, _) = Client::open(&engine, keyed);
+  a.call(1, "CREATE TABLE t(x)", Mode::Run);
+  a.call(2, "INSERT INTO t VALUES (1)", Mode::Run);
+  a.call(3, "BEGIN", Mode::Run);
+  a.call(4, "INSERT INTO t VALUES (2)", Mode::Run);
+  // Only a read connection can answer while a's transaction holds the write connection, and it
+  // reads the encrypted file only with the key.
+  assert_eq!(int_rows(b.call(1, "SELECT count(*) FROM t", Mode::All)), vec![1]);
+  a.call(5, "COMMIT", Mode::Run);
+  assert_eq!(int_rows(b.call(2, "SELECT count(*) FROM t", Mode::All)), vec![2]);
+}

@@ -55,6 +55,17 @@ pub(super) struct Database {
   pub journal_pending: bool,
 }
 
+/// The error of every statement that needs the file while nothing is at its path.
+fn deleted(path: &Path) -> Error {
+  Error::sqlite(
+    ffi::SQLITE_CANTOPEN,
+    format!(
+      "unable to open database file: {} was deleted while open; put a database back at that path (it is opened within a second) or close the Database",
+      path.display()
+    ),
+  )
+}
+
 impl Database {
   pub fn new(shared: Arc<Shared>, readers_done: std::sync::mpsc::Sender<Command>) -> Database {
     Database {
@@ -251,14 +262,18 @@ impl Database {
           ));
         }
       }
-      Change::Deleted => {
-        let path = watch.path().display().to_string();
-        self.gone = Some(Error::sqlite(
-          ffi::SQLITE_CANTOPEN,
-          format!(
-            "unable to open database file: {path} was deleted while open; put a database back at that path (it is opened within a second) or close the Database"
-          ),
-        ));
+      Change::Deleted => self.gone = Some(deleted(watch.path())),
+    }
+  }
+
+  /// A reader could not read the file: if nothing is at the path any more, statements fail with
+  /// the error that says so from now on, without waiting for the next look at the path (which
+  /// waits for the readers). A file put back at the path is opened at that look.
+  pub fn notice_file_gone(&mut self) {
+    if let Some(watch) = self.watch.as_mut() {
+      watch.due_now();
+      if super::identity::of(watch.path()).is_none() {
+        self.gone = Some(deleted(watch.path()));
       }
     }
   }

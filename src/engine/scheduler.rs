@@ -227,9 +227,7 @@ impl Scheduler {
         if writes.is_none() {
           // The reader could not read the file: it may be gone or replaced, which the write
           // connection finds out now, before it runs the reads.
-          if let Some(watch) = self.db.watch.as_mut() {
-            watch.due_now();
-          }
+          self.db.notice_file_gone();
           self.look_at_file();
         }
       }

@@ -23,6 +23,12 @@ impl Database {
   /// Whether `request`, next in `session`'s queue, runs on a read connection. `in_txn`: the
   /// session's transaction holds the write connection.
   pub fn runs_on_reader(&mut self, session: &Session, request: &Request, in_txn: bool) -> bool {
+    self.is_read_for_readers(session, request, in_txn) && self.readers_usable()
+  }
+
+  /// What `runs_on_reader` asks of the request and its session; the rest (`readers_usable`) is
+  /// the same for every request until the connection runs something, so a batch asks it once.
+  pub fn is_read_for_readers(&self, session: &Session, request: &Request, in_txn: bool) -> bool {
     let Request::Query { sql, mode, .. } = request else {
       return false;
     };
@@ -39,9 +45,13 @@ impl Database {
     {
       return false;
     }
+    !self.readers.known_to_write(sql)
+  }
+
+  /// Whether reads may go to read connections now, whatever they are.
+  pub fn readers_usable(&mut self) -> bool {
     let Some(conn) = &self.conn else { return false };
-    if self.gone.is_some() || self.journal_pending || self.log.draining() || self.readers.known_to_write(sql)
-    {
+    if self.gone.is_some() || self.journal_pending || self.log.draining() {
       return false;
     }
     // A write still active on the connection (an `INSERT … RETURNING` read with `get()`) is

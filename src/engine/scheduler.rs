@@ -271,6 +271,9 @@ impl Scheduler {
       }
       return true;
     }
+    if !self.db.readers_usable() {
+      return false;
+    }
     let in_txn = self.owner == Some(id);
     let mut reads = Vec::new();
     while reads.len() < READS_PER_JOB {
@@ -278,11 +281,11 @@ impl Scheduler {
         break;
       };
       let guarded = *arrival >= session.guarded_from && !in_txn && !session.aborted;
-      if guarded || !self.db.runs_on_reader(session, request, in_txn) {
+      if guarded || !self.db.is_read_for_readers(session, request, in_txn) {
         break;
       }
       let Some((rid, Request::Query { sql, params, mode }, arrival)) = session.queue.pop_front() else {
-        unreachable!("runs_on_reader takes only queries");
+        unreachable!("is_read_for_readers takes only queries");
       };
       let each = mode == Mode::Each;
       reads.push(Read {

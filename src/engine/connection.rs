@@ -352,6 +352,15 @@ impl Connection {
     self.hooked
   }
 
+  /// Runs `f`, SQL of the engine's own, without the hook events it produces: `trace` and
+  /// `profile` report the statements sessions ran, never the engine's questions to SQLite.
+  pub fn unobserved<T>(&mut self, f: impl FnOnce(&Connection) -> T) -> T {
+    let before = self.hook_events.len();
+    let out = f(self);
+    self.hook_events.truncate(before);
+    out
+  }
+
   /// Events the hooks produced since the last call.
   pub fn take_events(&mut self) -> Vec<Event> {
     if self.hook_events.is_empty() {

@@ -82,20 +82,21 @@ pub(super) struct LocalState {
 
 impl LocalState {
   /// Whether reads may run on read connections: WAL mode, and nothing local to the writer.
-  pub fn allows_readers(&mut self, conn: &Connection) -> bool {
+  pub fn allows_readers(&mut self, conn: &mut Connection) -> bool {
     if self.schema || self.lasting {
       return false;
     }
     *self.wal.get_or_insert_with(|| {
-      conn
-        .pragma_text("PRAGMA journal_mode")
-        .is_ok_and(|mode| mode.as_deref() == Some("wal"))
+      conn.unobserved(|c| {
+        c.pragma_text("PRAGMA journal_mode")
+          .is_ok_and(|mode| mode.as_deref() == Some("wal"))
+      })
     })
   }
 
   /// `sql` ran on the write connection: notes what it may have changed. The caller asked
   /// `may_change` first.
-  pub fn ran(&mut self, conn: &Connection, sql: &str) {
+  pub fn ran(&mut self, conn: &mut Connection, sql: &str) {
     let lower = sql.to_ascii_lowercase();
     if lower.contains("pragma") {
       self.wal = None;
@@ -107,7 +108,7 @@ impl LocalState {
       .iter()
       .any(|w| lower.contains(w))
     {
-      self.schema = has_local_schema(conn);
+      self.schema = conn.unobserved(has_local_schema);
     }
   }
 
@@ -173,22 +174,22 @@ mod tests {
 
   #[test]
   fn temp_objects_and_attached_databases_are_local() {
-    let conn = Connection::memory();
+    let mut conn = Connection::memory();
     let mut state = LocalState::default();
     conn.execute_batch("CREATE TABLE t(x)").unwrap();
-    state.ran(&conn, "CREATE TABLE t(x)");
+    state.ran(&mut conn, "CREATE TABLE t(x)");
     assert!(!state.schema);
     conn.execute_batch("CREATE TEMP TABLE t(x)").unwrap();
-    state.ran(&conn, "create temp table t(x)");
+    state.ran(&mut conn, "create temp table t(x)");
     assert!(state.schema, "a temp table");
     conn.execute_batch("DROP TABLE temp.t").unwrap();
-    state.ran(&conn, "drop table temp.t");
+    state.ran(&mut conn, "drop table temp.t");
     assert!(!state.schema, "dropped again");
     conn.execute_batch("ATTACH ':memory:' AS other").unwrap();
-    state.ran(&conn, "attach ':memory:' as other");
+    state.ran(&mut conn, "attach ':memory:' as other");
     assert!(state.schema, "an attached database");
     conn.execute_batch("DETACH other").unwrap();
-    state.ran(&conn, "detach other");
+    state.ran(&mut conn, "detach other");
     assert!(!state.schema);
   }
 }

@@ -50,13 +50,16 @@ impl Database {
 
   /// Whether reads may go to read connections now, whatever they are.
   pub fn readers_usable(&mut self) -> bool {
-    let Some(conn) = &self.conn else { return false };
     if self.gone.is_some() || self.journal_pending || self.log.draining() {
       return false;
     }
+    let capacity = self.reader_capacity();
+    let Some(conn) = self.conn.as_mut() else {
+      return false;
+    };
     // A write still active on the connection (an `INSERT … RETURNING` read with `get()`) is
     // a transaction nobody else may see yet; its session would not see it from a reader.
-    self.readers.available(self.reader_capacity()) && self.local.allows_readers(conn) && !conn.writing()
+    self.readers.available(capacity) && self.local.allows_readers(conn) && !conn.writing()
   }
 
   /// How many read connections the engine may open: the opening session's `readConnections`.

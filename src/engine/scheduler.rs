@@ -271,9 +271,6 @@ impl Scheduler {
       }
       return true;
     }
-    if !self.db.readers_usable() {
-      return false;
-    }
     let in_txn = self.owner == Some(id);
     let mut reads = Vec::new();
     while reads.len() < READS_PER_JOB {
@@ -282,6 +279,10 @@ impl Scheduler {
       };
       let guarded = *arrival >= session.guarded_from && !in_txn && !session.aborted;
       if guarded || !self.db.is_read_for_readers(session, request, in_txn) {
+        break;
+      }
+      // Asked once per job, and only when there is a read to hand out.
+      if reads.is_empty() && !self.db.readers_usable() {
         break;
       }
       let Some((rid, Request::Query { sql, params, mode }, arrival)) = session.queue.pop_front() else {

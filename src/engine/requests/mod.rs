@@ -304,7 +304,7 @@ impl Database {
       session.settings = Settings::read(conn, &sql, session.settings);
       self.applied = session.settings;
     }
-    if let (Some(sql), Some(conn)) = (local_sql, &self.conn) {
+    if let (Some(sql), Some(conn)) = (local_sql, self.conn.as_mut()) {
       self.local.ran(conn, &sql);
     }
     if let Some(response) = response {

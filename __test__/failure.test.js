@@ -28,11 +28,17 @@ describe('a frozen master', () => {
     const file = path.join(tmpDir('frozen'), 'f.db')
     makeDb(file, 'CREATE TABLE t(x); INSERT INTO t VALUES (1)')
     const m = await opened(file, {}, 'master')
-    const c = await opened(file, { connectTimeout: 2000 }, 'client')
+    // `readConnections: 0`: its reads go to the master (a client's reads otherwise run on read
+    // connections of its own, which a frozen master does not stop: `reader` below).
+    const c = await opened(file, { connectTimeout: 2000, readConnections: 0 }, 'client')
+    const reader = await opened(file, { connectTimeout: 2000 }, 'client')
+    expect((await reader.attempt('get', 'SELECT count(*) AS n FROM t')).ok).toBe(true)
     await c.call('startStream', { sql: 'SELECT count(*) AS n FROM t', everyMs: 50 })
     await sleep(500)
     const stoppedAt = Date.now()
     m.signal('SIGSTOP')
+    // A read on the client's own read connection answers from the file while the master is frozen.
+    const ownRead = await within(reader.attempt('get', 'SELECT count(*) AS n FROM t'), 1500)
     // A second process arrives while the master is frozen: it must not become master, since the
     // frozen one still holds the lock and would wake up next to it.
     const c2 = agent()
@@ -72,6 +78,7 @@ describe('a frozen master', () => {
       `${second === 'timeout' ? 'no answer in 5.5 s' : second.ok ? `opened as ${second.result.role}` : second.error.code}; ` +
       `after SIGCONT the client recovered in ${recoveryMs} ms; master after: ${JSON.stringify(masterAfter)}`)
 
+    expect(ownRead).toEqual({ ok: true, result: { n: 1 } })
     expect(unsettled).toBe(0)
     expect(wrong.map((o) => (o.ok ? 'ok' : o.error.code))).toEqual([])
     expect(afterStop.length).toBeGreaterThan(0)

@@ -391,6 +391,21 @@ impl Role {
   }
 }
 
+/// See `Outgoing::ClientReads`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientReads {
+  /// The file (device, inode) that reads outside transactions may be run on by a client of
+  /// its own, or `None` while they must go to the master: the file is not in WAL mode, the
+  /// write connection holds state of its own (TEMP objects, ATTACHed databases…), or the
+  /// master's application turned read connections off.
+  pub file: Option<(u64, u64)>,
+  /// The session's per-Database pragmas, which a client's read connection takes on too; `None`
+  /// while the session's reads must go to the master whatever the file: it is not open, waits
+  /// for its key, lost its transaction, or watches `trace`/`profile` (which report the master's
+  /// statements).
+  pub session: Option<crate::engine::Settings>,
+}
+
 impl Outgoing {
   /// About how many bytes the message takes on the socket: what a master counts of the answers
   /// a client has not read yet.
@@ -426,6 +441,10 @@ pub enum Outgoing {
   NotRun {
     id: u32,
   },
+  /// What a client on the master's machine needs to run this session's reads on a read
+  /// connection of its own (docs/sessions.md#client-read-connections): sent before the reply
+  /// that follows a change, and to every session when the file's part changes.
+  ClientReads(ClientReads),
   /// This process became master or client of the database (cluster mode only; never crosses
   /// the socket).
   Role {

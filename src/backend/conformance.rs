@@ -802,3 +802,67 @@ fn a_write_left_active_by_get_is_never_rolled_back_by_a_read_group(db: &dyn Fixt
   assert_eq!(a.reply(4), Response::Done);
   assert_eq!(int_rows(b.call(21, "SELECT count(*) FROM t", Mode::All)), vec![1]);
 }
+
+/// A client's reads outside transactions run on its own read connections (`cluster::own_reads`):
+/// only over a socket, where the reading Database lives in a client.
+mod own_reads {
+  use super::*;
+
+  /// A statement that never ends by itself: it holds the master's write connection (and its
+  /// engine thread, `run` never goes to a reader) until it is interrupted.
+  const ENDLESS: &str =
+    "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT count(*) FROM c";
+
+  #[test]
+  fn a_client_reads_while_the_masters_engine_thread_is_busy() {
+    let db = OverSocket::new("own-reads-busy");
+    let (a, _) = db.open(db.options());
+    let (b, _) = db.open(db.options());
+    a.call(1, "CREATE TABLE t(x)", Mode::Run);
+    a.call(2, "INSERT INTO t VALUES (42)", Mode::Run);
+    a.query(3, ENDLESS, Mode::Run);
+    // The master cannot answer b now: only b's own read connection can.
+    match b.call(1, "SELECT x FROM t", Mode::Get) {
+      Response::Row(Some(row)) => assert_eq!(row.values, vec![Value::Integer(42)]),
+      other => panic!("expected the row, got {other:?}"),
+    }
+    assert_eq!(int_rows(b.call(2, "SELECT x FROM t", Mode::All)), vec![42]);
+    // What b cannot run itself waits for the master, in order behind nothing of b's.
+    b.query(3, "INSERT INTO t VALUES (43)", Mode::Run);
+    assert!(b.inbox.recv_timeout(Duration::from_millis(200)).is_err());
+    a.backend.interrupt();
+    match a.reply(3) {
+      Response::Error(e) => assert_eq!(e.errno(), rusqlite::ffi::SQLITE_INTERRUPT),
+      other => panic!("expected SQLITE_INTERRUPT, got {other:?}"),
+    }
+    assert!(matches!(b.reply(3), Response::Run { changes: 1, .. }));
+  }
+
+  #[test]
+  fn an_interrupt_reaches_a_read_on_the_clients_own_connection() {
+    let db = OverSocket::new("own-reads-interrupt");
+    let (a, _) = db.open(db.options());
+    let (b, _) = db.open(db.options());
+    a.call(1, "CREATE TABLE t(x)", Mode::Run);
+    // b holds the master's engine thread: a's read runs on a's own connection or not at all.
+    b.query(1, ENDLESS, Mode::Run);
+    a.query(2, ENDLESS, Mode::Get);
+    // An interrupt is for the statement running when it comes: it is sent until the read ran.
+    let answer = loop {
+      a.backend.interrupt();
+      if let Ok(answer) = a.inbox.recv_timeout(Duration::from_millis(50)) {
+        break answer;
+      }
+    };
+    match answer {
+      Outgoing::Reply {
+        id: 2,
+        response: Response::Error(e),
+      } => assert_eq!(e.errno(), rusqlite::ffi::SQLITE_INTERRUPT),
+      other => panic!("expected SQLITE_INTERRUPT, got {other:?}"),
+    }
+    assert_eq!(int_rows(a.call(3, "SELECT count(*) FROM t", Mode::All)), vec![0]);
+    b.backend.interrupt();
+    assert!(matches!(b.reply(1), Response::Error(_)));
+  }
+}

@@ -77,6 +77,20 @@ impl Replay {
     self.key.is_some() || self.pragma_key.is_some() || self.open.as_ref().is_some_and(|o| o.key.is_some())
   }
 
+  /// The key a read connection of the member's own must use on an encrypted file: the one it
+  /// gave with its open, `init` or `PRAGMA key` (the master proved it against the file).
+  pub fn reader_key(&self) -> Option<&Key> {
+    let given = self.open.as_ref().and_then(|o| o.key.as_ref());
+    given
+      .or(self.key.as_ref().map(|(key, _)| key))
+      .or(self.pragma_key.as_ref())
+  }
+
+  /// The SQL of prepared statement `stmt`.
+  pub fn statement_sql(&self, stmt: u32) -> Option<&str> {
+    self.statements.get(&stmt).map(|(sql, _)| sql.as_str())
+  }
+
   /// The member's link ended; `in_txn`: its transaction was open on that master, and is lost.
   pub fn link_ended(&mut self, in_txn: bool) {
     self.lost_txn |= in_txn;

@@ -15,9 +15,12 @@
 //! - [`identity`]: one master per database file, whatever path names it.
 //! - [`node`]: this process's role per socket: membership, the election, becoming master or
 //!   client.
+//! - [`own_reads`]: a client's own read connections, which run its Databases' reads outside
+//!   transactions without a trip to the master.
 //!
 //! Everything here runs on the cluster runtime's threads (tokio, sockets only); SQL runs on the
-//! engine thread; JavaScript threads only queue requests and receive batches.
+//! engine thread (and, in a client, on its own readers' threads); JavaScript threads only queue
+//! requests and receive batches.
 
 pub mod auth;
 pub mod client;
@@ -28,6 +31,7 @@ pub mod handshake;
 pub mod identity;
 pub mod key_check;
 pub mod node;
+pub mod own_reads;
 pub mod server;
 pub mod wire;
 

@@ -25,9 +25,10 @@ use super::failover::{self, for_the_wire, resent_by, Fate, Loss, Pending, Replay
 use super::handshake::Attempt;
 use super::identity::{self, Claim, FileLock};
 use super::key_check::KeyCheck;
+use super::own_reads::{Asker, MemberReads, OwnReads};
 use super::server::{Server, ServerConfig};
 use super::wire::{Challenge, Down, FrameReader, FrameWriter, Up, REPLAY};
-use crate::engine::{Engine, SessionHandle, Sink};
+use crate::engine::{Engine, GivenBack, SessionHandle, Sink};
 use crate::error::{ClusterCode, Error};
 use crate::protocol::{Outgoing, Request, Response, Role};
 
@@ -74,6 +75,8 @@ struct State {
   /// What the last master said: the database is encrypted (a member without a key must not
   /// take over). `None` before any master answered.
   master_keyed: Option<bool>,
+  /// The read connections of this process, for its reads while it is a client.
+  own: OwnReads,
 }
 
 enum Link {
@@ -100,6 +103,8 @@ struct Member {
   /// The engine session, while this process is master.
   local: Option<SessionHandle>,
   replay: Replay,
+  /// Its reads on this process's own read connections, and what waits behind them.
+  reads: MemberReads,
 }
 
 /// A member's deliveries: tracks its transaction state, hides answers to replays, and holds
@@ -126,7 +131,7 @@ impl Sink for MemberSink {
   fn send(&self, message: Outgoing) {
     match message {
       Outgoing::Txn(on) => self.in_txn.store(on, Ordering::Release),
-      Outgoing::Reply { id: REPLAY, .. } => {}
+      Outgoing::Reply { id: REPLAY, .. } | Outgoing::ClientReads(_) => {}
       message => self.check.pass(message, &self.out),
     }
   }
@@ -150,19 +155,28 @@ impl Membership {
         Some(node) => node,
         None => {
           nodes.retain(|_, node| node.strong_count() > 0);
-          let node = Arc::new(Node {
-            paths,
-            options: options.clone(),
-            state: Mutex::new(State {
-              link: Link::Down {
-                pending: VecDeque::new(),
-              },
-              members: BTreeMap::new(),
-              next_session: 1,
-              generation: 0,
-              electing: false,
-              master_keyed: None,
-            }),
+          let node = Arc::new_cyclic(|node: &Weak<Node>| {
+            let node = node.clone();
+            let done = move |reader, session, given_back| {
+              if let Some(node) = node.upgrade() {
+                node.own_reads_done(reader, session, given_back);
+              }
+            };
+            Node {
+              paths,
+              options: options.clone(),
+              state: Mutex::new(State {
+                link: Link::Down {
+                  pending: VecDeque::new(),
+                },
+                members: BTreeMap::new(),
+                next_session: 1,
+                generation: 0,
+                electing: false,
+                master_keyed: None,
+                own: OwnReads::new(Arc::new(done)),
+              }),
+            }
           });
           nodes.insert(options.sock.clone(), Arc::downgrade(&node));
           node
@@ -240,6 +254,7 @@ impl Node {
       sink: sink.clone(),
       local: None,
       replay: Replay::default(),
+      reads: MemberReads::default(),
     };
     match &state.link {
       Link::Master { engine, .. } => {
@@ -266,36 +281,90 @@ impl Node {
 
   fn send(self: &Arc<Self>, session: u32, id: u32, request: Request) {
     let mut state = self.lock();
+    self.send_in(&mut state, session, id, request);
+  }
+
+  /// `send`, under the node's lock.
+  fn send_in(self: &Arc<Self>, state: &mut State, session: u32, id: u32, request: Request) {
+    // Behind reads running on this process's readers, whatever the link is by now.
+    if let Some(member) = state.members.get_mut(&session) {
+      if member.reads.is_away() {
+        return member.reads.hold(id, request);
+      }
+    }
     if let Link::Down { pending } = &mut state.link {
       let mut pending = std::mem::take(pending);
       pending.push_back((session, id, request));
-      Self::close_in_place(&mut state, &mut pending);
+      Self::close_in_place(state, &mut pending);
       let waiting = !pending.is_empty();
       state.link = Link::Down { pending };
       if waiting {
-        self.start_election(&mut state, self.options.connect_timeout);
+        self.start_election(state, self.options.connect_timeout);
       }
       return;
     }
-    Self::dispatch(&mut state, session, id, request);
+    Self::dispatch(state, session, id, request);
+  }
+
+  /// A reader of this process answered the reads of `session`: what the session sent since
+  /// goes on, in order (after any read the reader gave back).
+  fn own_reads_done(self: &Arc<Self>, reader: usize, session: u32, given_back: Option<GivenBack>) {
+    let mut state = self.lock();
+    let State { own, members, .. } = &mut *state;
+    let mut gone = MemberReads::default();
+    let reads = members.get_mut(&session).map_or(&mut gone, |m| &mut m.reads);
+    let next = own.finished(reader, reads, given_back);
+    for (id, request) in next {
+      self.send_in(&mut state, session, id, request);
+    }
+    if let Link::Client { conn } = &state.link {
+      conn.flush();
+    }
   }
 
   /// Records a request for replay and hands it to the link (which must be up).
   fn dispatch(state: &mut State, session: u32, id: u32, request: Request) {
-    let Some(member) = state.members.get_mut(&session) else {
+    let State {
+      members,
+      own,
+      link,
+      master_keyed,
+      ..
+    } = state;
+    let Some(member) = members.get_mut(&session) else {
       return;
     };
     member.replay.record(&request);
-    match &state.link {
+    match link {
       Link::Master { .. } => {
         if let Some(local) = &member.local {
           local.send(id, request);
         }
       }
       Link::Client { conn } => {
+        let key = match master_keyed {
+          Some(true) => member.replay.reader_key().map(Some).ok_or(()),
+          _ => Ok(None),
+        };
+        let asker = Asker {
+          session,
+          reads: &mut member.reads,
+          open: member.replay.open.as_ref(),
+          key,
+          in_txn: member.sink.in_txn.load(Ordering::Acquire),
+          sink: member.sink.clone(),
+        };
+        let Some(request) = own.try_run(asker, id, request) else {
+          return; // it runs on a reader of this process
+        };
         if let Request::Open(options) = &request {
           member.sink.check.arm(id, options);
         }
+        let stmt_sql = match &request {
+          Request::Execute { stmt, .. } => member.replay.statement_sql(*stmt),
+          _ => None,
+        };
+        member.reads.sent(&request, stmt_sql);
         let request = for_the_wire(request, member.replay.open.as_ref());
         conn.stage(Up::Request { session, id, request })
       }
@@ -323,7 +392,12 @@ impl Node {
           }
         }
       }
-      Link::Client { conn } => conn.push(up),
+      Link::Client { conn } => {
+        if let Up::Interrupt { .. } = up {
+          state.own.interrupt(session);
+        }
+        conn.push(up)
+      }
       Link::Down { .. } => {}
     }
   }
@@ -457,6 +531,7 @@ impl Node {
     };
     for (session, member) in state.members.iter_mut() {
       member.local = None;
+      member.reads.link_ended();
       conn.push(Up::Attach { session: *session });
       for request in member.replay.requests(&resent_by(&pending, *session)) {
         let request = for_the_wire(request, member.replay.open.as_ref());
@@ -505,6 +580,7 @@ impl Node {
       Link::Down { pending } => pending,
       _ => VecDeque::new(),
     };
+    state.own.stop();
     // Members holding the key open the connection first.
     let mut order: Vec<u32> = state.members.keys().copied().collect();
     order.sort_by_key(|s| !state.members[s].replay.has_key());
@@ -575,6 +651,7 @@ impl Node {
       }
     }
     for member in state.members.values_mut() {
+      member.reads.link_ended();
       member
         .replay
         .link_ended(member.sink.in_txn.swap(false, Ordering::AcqRel));
@@ -604,12 +681,22 @@ impl Node {
 impl Owner for Node {
   /// Delivers what the master sent to its members.
   fn deliver(&self, frames: &mut Vec<Down>) {
-    let state = self.lock();
+    let mut state = self.lock();
+    let State { members, own, .. } = &mut *state;
     for down in frames.drain(..) {
-      if let Down::Message { session, message } = down {
-        if let Some(member) = state.members.get(&session) {
-          member.sink.send(message);
-        }
+      let finishes = down.finishes_request().is_some_and(|(_, id)| id != REPLAY);
+      let Down::Message { session, message } = down else {
+        continue;
+      };
+      let Some(member) = members.get_mut(&session) else {
+        continue;
+      };
+      if finishes {
+        member.reads.answered();
+      }
+      match message {
+        Outgoing::ClientReads(reads) => own.told(&reads, &mut member.reads),
+        message => member.sink.send(message),
       }
     }
   }

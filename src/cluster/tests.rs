@@ -125,7 +125,8 @@ impl Client {
     self.request(id, request).await;
   }
 
-  /// The next frame that is not a transaction-state change, within `wait`.
+  /// The next frame that is not a change of the session's transaction state or of what it
+  /// may read itself, within `wait`.
   async fn next(&mut self, wait: Duration) -> Option<Down> {
     loop {
       let frame = tokio::time::timeout(wait, self.reader.next::<Down>())
@@ -135,7 +136,7 @@ impl Client {
       if !matches!(
         frame,
         Down::Message {
-          message: Outgoing::Txn(_),
+          message: Outgoing::Txn(_) | Outgoing::ClientReads(_),
           ..
         }
       ) {

@@ -23,7 +23,7 @@ use crate::protocol::{Outgoing, Request, Response};
 
 pub const MAGIC: [u8; 8] = *b"sq3clstr";
 /// Bumped whenever a message changes shape; both sides must speak the same version.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 /// Largest frame body before authentication.
 pub const HANDSHAKE_LIMIT: usize = 1024;
 /// Largest frame body after authentication (see `MESSAGE_LIMIT`).

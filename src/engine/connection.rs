@@ -18,6 +18,9 @@ use crate::value::{Bind, ParamKey, Params, Value};
 
 static NEXT_SHAPE: AtomicU32 = AtomicU32::new(1);
 
+/// The bit that sets the shape ids of a client's own read connections apart (`set_shapes_apart`).
+const APART: u32 = 1 << 31;
+
 /// One open connection.
 pub struct Connection {
   db: *mut ffi::sqlite3,
@@ -30,6 +33,8 @@ pub struct Connection {
   /// Set by `interrupt()`: the progress handler stops the running statement (see
   /// `watch_interrupts`).
   interrupted: Option<Arc<AtomicBool>>,
+  /// Or-ed into the ids of its statements' shapes (`set_shapes_apart`).
+  shape_bit: u32,
 }
 
 // SAFETY: a Connection is created on one thread and then moved to the thread that owns it (the
@@ -88,6 +93,7 @@ impl Connection {
       hook_events: Box::new(Vec::new()),
       hooked: false,
       interrupted: None,
+      shape_bit: 0,
     })
   }
 
@@ -150,7 +156,7 @@ impl Connection {
     let stmt = if raw.is_null() {
       None
     } else {
-      Some(Statement::new(raw))
+      Some(Statement::new(raw, self.shape_bit))
     };
     if stmt.is_none() && used == 0 {
       return Ok(None);
@@ -223,6 +229,22 @@ impl Connection {
 
   /// The first value `sql` (a pragma) answers, as text: `PRAGMA journal_mode` → `"wal"`.
   pub fn pragma_text(&self, sql: &str) -> Result<Option<String>, Error> {
+    Ok(match self.first_value(sql)? {
+      Some(Value::Text(text)) => Some(text),
+      _ => None,
+    })
+  }
+
+  /// The first column of the first row of a pragma that answers a number
+  /// (`wal_checkpoint`'s busy flag), if it has one.
+  pub fn pragma_integer(&self, sql: &str) -> Result<Option<i64>, Error> {
+    Ok(match self.first_value(sql)? {
+      Some(Value::Integer(n)) => Some(n),
+      _ => None,
+    })
+  }
+
+  fn first_value(&self, sql: &str) -> Result<Option<Value>, Error> {
     let Some(mut stmt) = self.prepare(sql)? else {
       return Ok(None);
     };
@@ -231,10 +253,7 @@ impl Connection {
     }
     let mut row = Vec::new();
     stmt.read_row(1, &mut row);
-    Ok(match row.pop() {
-      Some(Value::Text(text)) => Some(text),
-      _ => None,
-    })
+    Ok(row.pop())
   }
 
   /// The value of a boolean pragma (`PRAGMA foreign_keys`…), if it has one.
@@ -313,6 +332,14 @@ impl Connection {
       m
     };
     Err(Error::sqlite(rc, message))
+  }
+
+  /// Gives the shapes of its statements ids apart from the engine's. A cluster client's own read
+  /// connection answers the same JavaScript receiver as its master does, and that receiver
+  /// knows shapes by id (it gets a shape's column names only the first time): the master's ids
+  /// come from the master process's count, which this process's count could repeat.
+  pub fn set_shapes_apart(&mut self) {
+    self.shape_bit = APART;
   }
 
   /// Stops the running statement (`SQLITE_INTERRUPT`) while `flag` is set. Unlike
@@ -573,6 +600,7 @@ fn errstr(rc: c_int) -> String {
 pub struct Statement {
   raw: *mut ffi::sqlite3_stmt,
   shape: Option<Arc<Shape>>,
+  shape_bit: u32,
   /// The last step returned `SQLITE_DONE` (a parameterless `get()` then stays at the end).
   pub done: bool,
   /// The result of the last operation (step, reset, bind), which node-sqlite3 reports from a
@@ -592,7 +620,7 @@ pub struct Statement {
 unsafe impl Send for Statement {}
 
 impl Statement {
-  fn new(raw: *mut ffi::sqlite3_stmt) -> Self {
+  fn new(raw: *mut ffi::sqlite3_stmt, shape_bit: u32) -> Self {
     // SAFETY: `raw` is a statement just prepared; its SQL text lives as long as it does.
     let text = unsafe {
       let text = ffi::sqlite3_sql(raw);
@@ -605,6 +633,7 @@ impl Statement {
     Statement {
       raw,
       shape: None,
+      shape_bit,
       done: false,
       status: ffi::SQLITE_OK,
       query,
@@ -848,7 +877,7 @@ impl Statement {
       })
       .collect();
     let shape = Arc::new(Shape {
-      id: NEXT_SHAPE.fetch_add(1, Ordering::Relaxed),
+      id: NEXT_SHAPE.fetch_add(1, Ordering::Relaxed) & !APART | self.shape_bit,
       columns,
     });
     self.shape = Some(shape.clone());

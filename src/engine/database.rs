@@ -13,7 +13,7 @@ use rusqlite::ffi;
 
 use super::cache::StatementCache;
 use super::connection::Connection;
-use super::identity::{Change, Watch};
+use super::identity::{Change, Identity, Watch};
 use super::journal;
 use super::local_state::LocalState;
 use super::log_limit::LogLimit;
@@ -53,6 +53,10 @@ pub(super) struct Database {
   /// The journal mode is still to be settled (`journal.rs`): the connection could not read the
   /// file when it opened (an encrypted file without its key yet).
   pub journal_pending: bool,
+  /// The file clients may read themselves, as last looked at (`client_reads`), and how many
+  /// times that changed.
+  pub client_reads: Option<Identity>,
+  pub client_reads_version: u64,
 }
 
 /// The error of every statement that needs the file while nothing is at its path.
@@ -83,6 +87,8 @@ impl Database {
       watch: None,
       gone: None,
       journal_pending: false,
+      client_reads: None,
+      client_reads_version: 0,
     }
   }
 
@@ -192,7 +198,7 @@ impl Database {
     if let Some(watch) = &self.watch {
       self.log.look(watch.path());
     }
-    if self.log.draining() && !pinned && self.readers.is_idle() {
+    if self.log.may_try() && !pinned && self.readers.is_idle() {
       self.end_read_group();
       if let (Some(conn), Some(options)) = (&self.conn, &self.opened_with) {
         self.log.empty(conn, options.busy_timeout_ms);

@@ -8,9 +8,13 @@
 //! readers, waits for the running ones to end and for a moment outside any transaction, and runs
 //! `wal_checkpoint(TRUNCATE)`, which folds the log in and empties it. Meanwhile reads run on the
 //! write connection, or wait for the transaction that holds it to end: once per `LIMIT` of log,
-//! reads wait as they did before read connections, for one transaction at most. Another program
-//! reading the file can still hold the log; then the checkpoint gives up at once (no busy wait on
-//! the engine thread) and is tried again a little later.
+//! reads wait as they did before read connections, for one transaction at most.
+//!
+//! Clients that read the file themselves (`client_reads`) are told to stop while the log drains;
+//! a read of theirs that was already running can still hold the log. So a checkpoint that finds
+//! the log held (it never waits for it: no busy wait on the engine thread) is tried again every
+//! `RETRY` while the drain lasts, for `PATIENCE` at most. After that (another program holds the
+//! log), reads go back to the readers and the log is looked at again a little later.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -25,11 +29,18 @@ const LIMIT: u64 = 4 << 20;
 /// How often the size is looked at, at most.
 const EVERY: Duration = Duration::from_millis(50);
 
+/// How soon a checkpoint that found the log held is tried again, and for how long it is.
+const RETRY: Duration = Duration::from_millis(5);
+const PATIENCE: Duration = Duration::from_secs(1);
+
 /// The watch on one file's log.
 pub(super) struct LogLimit {
   next_look: Instant,
   /// Reads are kept off the readers until the log is emptied.
   draining: bool,
+  /// When the drain began, and when its checkpoint may be tried (again).
+  since: Instant,
+  next_try: Instant,
 }
 
 impl LogLimit {
@@ -37,6 +48,8 @@ impl LogLimit {
     LogLimit {
       next_look: Instant::now(),
       draining: false,
+      since: Instant::now(),
+      next_try: Instant::now(),
     }
   }
 
@@ -56,17 +69,31 @@ impl LogLimit {
     let mut wal = db.as_os_str().to_owned();
     wal.push("-wal");
     self.draining = std::fs::metadata(wal).is_ok_and(|m| m.len() > LIMIT);
+    (self.since, self.next_try) = (now, now);
+  }
+
+  /// Whether the checkpoint may be tried now.
+  pub fn may_try(&self) -> bool {
+    self.draining && Instant::now() >= self.next_try
   }
 
   /// The readers are idle and no transaction is open: empties the log on `conn` (whose busy
   /// timeout is `busy_timeout_ms`), and lets reads go to readers again.
   pub fn empty(&mut self, conn: &Connection, busy_timeout_ms: i32) {
     conn.set_busy_timeout(0);
-    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+    // Its first column says whether the log was held (1), and the log is left as it was.
+    let emptied = conn
+      .pragma_integer("PRAGMA wal_checkpoint(TRUNCATE)")
+      .is_ok_and(|busy| busy == Some(0));
     conn.set_busy_timeout(busy_timeout_ms);
+    let now = Instant::now();
+    if !emptied && now < self.since + PATIENCE {
+      self.next_try = now + RETRY;
+      return;
+    }
     self.draining = false;
     // What the checkpoint could not do (another program reads) is tried again a little later.
-    self.next_look = Instant::now() + EVERY * 4;
+    self.next_look = now + EVERY * 4;
   }
 
   /// The log cannot be emptied for long (a reader holds an `each()`): readers serve reads again.

@@ -23,6 +23,7 @@
 
 mod backup;
 mod cache;
+mod client_reads;
 mod connection;
 mod database;
 mod identity;
@@ -61,7 +62,9 @@ pub use connection::{Connection, Statement};
 pub use identity::{of as file_identity, Identity};
 pub use keys::{check_key, prove_key};
 pub use policy::SessionPolicy;
-pub use settings::per_database_pragma;
+pub use read_pool::default_capacity as default_read_connections;
+pub use reader::{GivenBack, OwnReader};
+pub use settings::{per_database_pragma, Settings};
 pub use sql::{begins_transaction, is_query, is_rollback};
 
 /// Where an engine delivers a session's replies and events. `send` is called on the engine

@@ -28,6 +28,9 @@ pub struct SessionPolicy {
   /// a row larger than that ends the stream with `SQLITE_TOOBIG`. A local chunk is bounded by
   /// `CHUNK_BYTES` (`stream.rs`) alone.
   pub chunk_bytes_limit: usize,
+  /// It is told what it needs to run its reads on a read connection of its own process
+  /// (`Outgoing::ClientReads`). A Database of this process has the engine's readers.
+  pub runs_reads_itself: bool,
 }
 
 impl SessionPolicy {
@@ -37,6 +40,7 @@ impl SessionPolicy {
     hands_over_without_connection: false,
     may_load_extensions: true,
     chunk_bytes_limit: usize::MAX,
+    runs_reads_itself: false,
   };
 
   /// A cluster client's Database, served by this process as its master.
@@ -45,6 +49,7 @@ impl SessionPolicy {
     hands_over_without_connection: true,
     may_load_extensions: false,
     chunk_bytes_limit: MESSAGE_LIMIT - (1 << 20),
+    runs_reads_itself: true,
   };
 }
 

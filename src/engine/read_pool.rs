@@ -17,7 +17,7 @@ use super::{Command, SessionId, Shared};
 /// Read connections when the application does not say: one per CPU, at least 2 (one long read
 /// must not hold up every other), at most 8 (each keeps its own page cache). Asked once: on
 /// Linux the CPU count reads the process's cgroup files, which costs more than a point read.
-pub(super) fn default_capacity() -> usize {
+pub fn default_capacity() -> usize {
   static CAPACITY: Lazy<usize> = Lazy::new(|| {
     std::thread::available_parallelism()
       .map_or(2, |n| n.get())

@@ -130,18 +130,7 @@ pub(super) fn serve(
   jobs: Receiver<Job>,
   done: Sender<Command>,
 ) {
-  let interrupted = Arc::new(AtomicBool::new(false));
-  let mut state = Reader {
-    conn: open(&source, &interrupted),
-    file: File {
-      path: source.options.filename.clone().into(),
-      identity: source.file,
-    },
-    cache: StatementCache::new(CACHE_CAPACITY),
-    applied: Settings::default(),
-    held: None,
-    interrupted,
-  };
+  let mut state = Reader::open(&source, Arc::new(AtomicBool::new(false)));
   while let Ok(job) = jobs.recv() {
     let (session, outcome) = match job {
       Job::Run {
@@ -269,6 +258,21 @@ struct Reader {
 }
 
 impl Reader {
+  /// A reader of `source`'s file (which may fail to open: then it gives every read back).
+  fn open(source: &Source, interrupted: Arc<AtomicBool>) -> Reader {
+    Reader {
+      conn: open(source, &interrupted),
+      file: File {
+        path: source.options.filename.clone().into(),
+        identity: source.file,
+      },
+      cache: StatementCache::new(CACHE_CAPACITY),
+      applied: Settings::default(),
+      held: None,
+      interrupted,
+    }
+  }
+
   /// Runs the reads of a job. Several plain reads share one read transaction, as a read group
   /// does on the write connection (`read_group.rs`): SQLite then takes its locks and looks at the
   /// log once for all of them. They all arrived before the job was handed out, so the shared
@@ -423,4 +427,79 @@ fn recycle(cache: &mut StatementCache, sql: String, mut stmt: Statement) {
   stmt.reset();
   stmt.clear_bindings();
   cache.put(sql, stmt);
+}
+
+/// A read connection that a cluster client opens itself (`cluster::client_reads`): the reader
+/// above without the engine around it. It runs one-shot `get` and `all` reads, one batch at a
+/// time, for whoever calls it.
+pub struct OwnReader {
+  reader: Reader,
+}
+
+/// Reads an `OwnReader` did not run, for the master to run in this order: a statement that
+/// writes (its SQL in `writes`), or a file that could not be read here.
+pub struct GivenBack {
+  pub requests: Vec<(u32, Request)>,
+  pub writes: Option<String>,
+}
+
+impl OwnReader {
+  /// Opens `options.filename`, which must be the file `file` (device, inode) before and after
+  /// the open, keyed with `key`; setting `interrupted` stops the read running at that moment
+  /// (`SQLITE_INTERRUPT`). A reader that could not open gives every read back.
+  pub fn open(
+    options: OpenOptions,
+    key: Option<Key>,
+    file: Identity,
+    interrupted: Arc<AtomicBool>,
+  ) -> OwnReader {
+    let mut reader = Reader::open(&Source { options, key, file }, interrupted);
+    if let Ok(conn) = &mut reader.conn {
+      conn.set_shapes_apart();
+    }
+    OwnReader { reader }
+  }
+
+  /// Whether it could open the file.
+  pub fn is_open(&self) -> bool {
+    self.reader.conn.is_ok()
+  }
+
+  /// Runs `reads` (each a `Query` in `get` or `all` mode) with the Database's per-Database
+  /// pragmas, answering each through `sink`; the reads it did not run come back.
+  pub fn run(
+    &mut self,
+    reads: Vec<(u32, Request)>,
+    settings: Settings,
+    sink: Arc<dyn Sink>,
+  ) -> Option<GivenBack> {
+    let reads = reads
+      .into_iter()
+      .filter_map(|(id, request)| match request {
+        Request::Query { sql, params, mode } => Some(Read {
+          id,
+          arrival: 0,
+          sql,
+          params,
+          mode,
+        }),
+        _ => None,
+      })
+      .collect();
+    // An interrupt is for the read running when it came, never for the next batch.
+    self.reader.interrupted.store(false, Ordering::Relaxed);
+    match self.reader.run(0, reads, settings, sink, usize::MAX) {
+      Outcome::Answered { .. } => None,
+      Outcome::Returned { reads, writes } => Some(GivenBack {
+        requests: reads
+          .into_iter()
+          .map(|read| {
+            let (id, request, _) = read.into_request();
+            (id, request)
+          })
+          .collect(),
+        writes,
+      }),
+    }
+  }
 }

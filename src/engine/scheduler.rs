@@ -50,6 +50,8 @@ struct Scheduler {
   units_since_flush: u32,
   /// Requests received so far: each request's arrival number (see `ReadGroup::admits`).
   received: u64,
+  /// The `client_reads_version` every client's session has been told of.
+  client_reads_told: u64,
 }
 
 pub(super) fn run(commands: Receiver<Command>, readers_done: Sender<Command>, shared: Arc<Shared>) {
@@ -63,6 +65,7 @@ pub(super) fn run(commands: Receiver<Command>, readers_done: Sender<Command>, sh
     touched: Vec::new(),
     units_since_flush: 0,
     received: 0,
+    client_reads_told: 0,
   };
   loop {
     loop {
@@ -354,9 +357,27 @@ impl Scheduler {
   }
 
   fn flush_sinks(&mut self) {
+    self.tell_clients_of_reads();
     self.units_since_flush = 0;
     for (_, sink) in self.touched.drain(..) {
       sink.flush();
+    }
+  }
+
+  /// Tells every client's session what changed for the reads it runs itself (`client_reads`):
+  /// the session whose request changed it was told before its reply.
+  fn tell_clients_of_reads(&mut self) {
+    self.db.look_at_client_reads();
+    if self.db.client_reads_version == self.client_reads_told {
+      return;
+    }
+    self.client_reads_told = self.db.client_reads_version;
+    for (id, session) in self.sessions.iter_mut() {
+      let told = session.told_reads;
+      self.db.tell_client_reads(session);
+      if session.told_reads != told && !self.touched.iter().any(|(s, _)| s == id) {
+        self.touched.push((*id, session.sink.clone()));
+      }
     }
   }
 

@@ -12,7 +12,7 @@ use super::policy::SessionPolicy;
 use super::settings::Settings;
 use super::stream::{Stream, Window};
 use super::Sink;
-use crate::protocol::Request;
+use crate::protocol::{ClientReads, Request};
 
 /// The connection hooks a session wants (`db.configure('trace' | 'profile' | 'change')`).
 #[derive(Default, Clone, Copy)]
@@ -68,6 +68,8 @@ pub(super) struct Session {
   pub in_txn: bool,
   /// Its transaction was lost: statements fail with `CLUSTER_TXN_ABORTED` until `ROLLBACK`.
   pub aborted: bool,
+  /// What it was last told of running its reads itself (`Outgoing::ClientReads`).
+  pub told_reads: Option<ClientReads>,
   /// Reads of it run on a read connection now: its next request waits for their answers.
   pub away: bool,
   /// The read connection (pool epoch, index) that holds its `each()` between chunks, and the
@@ -95,6 +97,7 @@ impl Session {
       window: Window::default(),
       in_txn: false,
       aborted: false,
+      told_reads: None,
       away: false,
       streaming_on: None,
     }

@@ -12,7 +12,7 @@
 use super::connection::Connection;
 
 /// The per-Database pragmas, each SQLite's default (off) until the session sets it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Settings {
   pub foreign_keys: bool,
   pub recursive_triggers: bool,

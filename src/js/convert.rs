@@ -653,7 +653,7 @@ impl Writer {
           }
         },
         // The outbox never queues these (see `Outbox::send`); a local session is never guarded.
-        Outgoing::Txn(_) | Outgoing::NotRun { .. } => Ok(()),
+        Outgoing::Txn(_) | Outgoing::NotRun { .. } | Outgoing::ClientReads(_) => Ok(()),
         Outgoing::Role { role, master_pid } => {
           let (name, role, pid) = (
             self.str("role")?,

@@ -146,8 +146,8 @@ impl Sink for Outbox {
   }
 
   fn send(&self, message: Outgoing) {
-    if let Outgoing::Txn(_) = message {
-      return; // JavaScript does not track transactions
+    if let Outgoing::Txn(_) | Outgoing::ClientReads(_) = message {
+      return; // JavaScript does not track transactions, and runs no reads of its own
     }
     let mut state = self.lock();
     if state.tsfn.is_null() {

@@ -313,11 +313,13 @@ impl Database {
     Handled::Kept
   }
 
-  /// Sends the hook events the last step produced (those this session asked for) and any change
-  /// of its transaction state, then `response`.
+  /// Sends the hook events the last step produced (those this session asked for), any change
+  /// of its transaction state and of what it may read itself (`client_reads`), then `response`.
   pub(super) fn reply(&mut self, session: &mut Session, id: u32, response: Response) {
     self.flush_events(session);
     self.sync_txn(session);
+    self.look_at_client_reads();
+    self.tell_client_reads(session);
     deliver(&session.sink, id, response);
   }
 
@@ -362,5 +364,6 @@ impl Database {
     }
     session.aborted = true;
     self.sync_txn(session);
+    self.tell_client_reads(session);
   }
 }

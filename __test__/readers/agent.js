@@ -110,6 +110,42 @@ const ops = {
   },
 }
 
+/** `ops.fillLog` and `ops.scanLog`: the rows of one transaction, each a page of its own. */
+const ROWS_PER_TXN = 8
+
+Object.assign(ops, {
+  /** Commits transactions of ROWS_PER_TXN rows of 4000 bytes for `ms`; returns how many. */
+  async fillLog({ ms }) {
+    const until = Date.now() + ms
+    let commits = 0
+    while (Date.now() < until) {
+      await call('run', 'BEGIN')
+      for (let i = 0; i < ROWS_PER_TXN; i++) await call('run', 'INSERT INTO log(b) VALUES (randomblob(4000))')
+      await call('run', 'COMMIT')
+      commits++
+    }
+    return commits
+  },
+
+  /**
+   * Scans the whole log table again and again for `ms`: each scan must see whole transactions
+   * only, and never fewer rows than the scan before. Returns the scans and what was wrong.
+   */
+  async scanLog({ ms }) {
+    const until = Date.now() + ms
+    const problems = []
+    let scans = 0
+    let last = 0
+    while (Date.now() < until) {
+      const row = await call('get', 'SELECT count(*) AS n, coalesce(max(id), 0) AS m FROM log')
+      if (!(row.n === row.m && row.n % ROWS_PER_TXN === 0 && row.n >= last)) problems.push({ ...row, last })
+      last = row.n
+      scans++
+    }
+    return { scans, problems }
+  },
+})
+
 process.on('message', async ({ id, op, args = [] }) => {
   try {
     const result = await ops[op](...args)

@@ -91,6 +91,22 @@ test('reads answer from the client\'s own connection while the master is stopped
   expect(await outcome(d.call('get', 'SELECT count(*) AS n FROM t'))).toEqual({ ok: { n: 3 } })
 })
 
+test('reads a client sends in one turn run on its own connection together: each answers its own row, in call order', async () => {
+  const file = fileFor('batch')
+  const m = await opened({ filename: file, serve: true }, 'master')
+  await m.call('exec', 'CREATE TABLE t(id INTEGER PRIMARY KEY, v); WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 200) INSERT INTO t(v) SELECT n * 10 FROM s')
+  const c = await opened({ filename: file, connect: true }, 'client')
+  await c.call('get', 'SELECT 1')
+  const ids = Array.from({ length: 200 }, (_, i) => i + 1)
+  const thaw = freeze(m)
+  try {
+    const got = await outcome(c.call('getMany', { sql: 'SELECT id, v FROM t WHERE id = ?', each: ids }))
+    expect(got).toEqual({ ok: { rows: ids.map((id) => ({ id, v: id * 10 })), order: ids.map((id) => id - 1) } })
+  } finally {
+    thaw()
+  }
+})
+
 test('a TEMP table another client creates sends every client\'s reads to the master; DROP gives them back', async () => {
   const file = fileFor('temp')
   const m = await opened({ filename: file, serve: true }, 'master')

@@ -114,6 +114,16 @@ const ops = {
 const ROWS_PER_TXN = 8
 
 Object.assign(ops, {
+  /**
+   * `get(sql, [p])` for each p of `each`, all sent in one turn; resolves with the rows and the
+   * order in which their callbacks ran.
+   */
+  async getMany({ sql, each }) {
+    const order = []
+    const rows = await Promise.all(each.map((p, i) => call('get', sql, [p]).then((row) => { order.push(i); return row })))
+    return { rows, order }
+  },
+
   /** Commits transactions of ROWS_PER_TXN rows of 4000 bytes for `ms`; returns how many. */
   async fillLog({ ms }) {
     const until = Date.now() + ms

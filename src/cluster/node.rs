@@ -107,6 +107,24 @@ struct Member {
   reads: MemberReads,
 }
 
+impl Member {
+  /// What the member is, for a read of its that may run on this process's own readers.
+  fn asker(session: u32, member: &mut Member, master_keyed: Option<bool>) -> Asker<'_> {
+    let key = match master_keyed {
+      Some(true) => member.replay.reader_key().map(Some).ok_or(()),
+      _ => Ok(None),
+    };
+    Asker {
+      session,
+      reads: &mut member.reads,
+      open: member.replay.open.as_ref(),
+      key,
+      in_txn: member.sink.in_txn.load(Ordering::Acquire),
+      sink: member.sink.clone(),
+    }
+  }
+}
+
 /// A member's deliveries: tracks its transaction state, hides answers to replays, and holds
 /// back the answer to an open sent to another process's master until the member's own key has
 /// been proved against the file (`KeyCheck`).
@@ -310,10 +328,22 @@ impl Node {
   /// goes on, in order (after any read the reader gave back).
   fn own_reads_done(self: &Arc<Self>, reader: usize, session: u32, given_back: Option<GivenBack>) {
     let mut state = self.lock();
-    let State { own, members, .. } = &mut *state;
-    let mut gone = MemberReads::default();
-    let reads = members.get_mut(&session).map_or(&mut gone, |m| &mut m.reads);
-    let next = own.finished(reader, reads, given_back);
+    let State {
+      own,
+      members,
+      link,
+      master_keyed,
+      ..
+    } = &mut *state;
+    let Some(member) = members.get_mut(&session) else {
+      own.finished(reader, &mut MemberReads::default(), given_back);
+      return;
+    };
+    let mut next = VecDeque::from(own.finished(reader, &mut member.reads, given_back));
+    // Reads it sent meanwhile (often many, sent in one turn of its event loop) go on together.
+    if let Link::Client { .. } = link {
+      own.take(Member::asker(session, member, *master_keyed), &mut next);
+    }
     for (id, request) in next {
       self.send_in(&mut state, session, id, request);
     }
@@ -342,18 +372,7 @@ impl Node {
         }
       }
       Link::Client { conn } => {
-        let key = match master_keyed {
-          Some(true) => member.replay.reader_key().map(Some).ok_or(()),
-          _ => Ok(None),
-        };
-        let asker = Asker {
-          session,
-          reads: &mut member.reads,
-          open: member.replay.open.as_ref(),
-          key,
-          in_txn: member.sink.in_txn.load(Ordering::Acquire),
-          sink: member.sink.clone(),
-        };
+        let asker = Member::asker(session, member, *master_keyed);
         let Some(request) = own.try_run(asker, id, request) else {
           return; // it runs on a reader of this process
         };

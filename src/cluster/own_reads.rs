@@ -29,6 +29,9 @@ use std::sync::Arc;
 use crate::engine::{is_query, GivenBack, Identity, OwnReader, Settings, Sink};
 use crate::protocol::{ClientReads, Key, Mode, OpenOptions, Request};
 
+/// Reads of one Database a reader takes at once, at most.
+const BATCH: usize = 32;
+
 /// How a reader reports a batch done: (reader index, session, the reads it gave back).
 pub type Done = Arc<dyn Fn(usize, u32, Option<GivenBack>) + Send + Sync>;
 
@@ -175,30 +178,47 @@ impl OwnReads {
 
   /// Runs `request` of `asker` here if it may (see the module's comment); gives it back if not.
   pub fn try_run(&mut self, asker: Asker<'_>, id: u32, request: Request) -> Option<Request> {
-    let Some(source) = self.source_for(&asker, &request) else {
-      return Some(request);
+    let mut one = VecDeque::from([(id, request)]);
+    if self.take(asker, &mut one) {
+      return None;
+    }
+    one.pop_front().map(|(_, request)| request)
+  }
+
+  /// Runs the reads at the front of `requests` here, as one batch (up to `BATCH`), if the
+  /// first may run here; whether it took any. The reader runs a batch's reads in one read
+  /// transaction: they were all sent before the batch began, so its snapshot holds every write
+  /// answered before any of them was sent.
+  pub fn take(&mut self, asker: Asker<'_>, requests: &mut VecDeque<(u32, Request)>) -> bool {
+    let Some(source) = requests.front().and_then(|(_, r)| self.source_for(&asker, r)) else {
+      return false;
     };
+    let count = requests
+      .iter()
+      .take(BATCH)
+      .take_while(|(_, r)| self.source_for(&asker, r).as_ref() == Some(&source))
+      .count();
     let Some(index) = self.free_reader() else {
-      return Some(request);
+      return false;
     };
-    let settings = asker.reads.settings.unwrap_or_default();
-    asker.reads.away = Some(index);
-    let slot = &mut self.readers[index];
-    slot.running = Some(asker.session);
     let job = Job {
       session: asker.session,
-      reads: vec![(id, request)],
+      reads: requests.drain(..count).collect(),
       source,
-      settings,
+      settings: asker.reads.settings.unwrap_or_default(),
       sink: asker.sink,
     };
+    let slot = &mut self.readers[index];
     if let Err(mpsc::SendError(job)) = slot.jobs.send(job) {
-      // The thread is gone (it cannot be, short of a panic): the read goes to the master.
-      slot.running = None;
-      asker.reads.away = None;
-      return job.reads.into_iter().next().map(|(_, r)| r);
+      // The thread is gone (it cannot be, short of a panic): the reads go to the master.
+      for read in job.reads.into_iter().rev() {
+        requests.push_front(read);
+      }
+      return false;
     }
-    None
+    slot.running = Some(asker.session);
+    asker.reads.away = Some(index);
+    true
   }
 
   fn source_for(&self, asker: &Asker<'_>, request: &Request) -> Option<Source> {

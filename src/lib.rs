@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod cluster;
+pub mod dqlite;
 pub mod engine;
 pub mod error;
 pub mod js;

@@ -1,0 +1,6 @@
+//! The dqlite backend (docs/dqlite.md): Databases on a dqlite cluster (Raft-replicated SQLite)
+//! through whichever node leads, for apps that outgrow one machine.
+//!
+//! - [`wire`]: dqlite's wire protocol, version 1: encoding requests, decoding answers.
+
+pub mod wire;

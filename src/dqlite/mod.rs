@@ -2,10 +2,13 @@
 //! through whichever node leads, for apps that outgrow one machine.
 //!
 //! - [`wire`]: dqlite's wire protocol, version 1: encoding requests, decoding answers.
+//! - [`statement`]: what must be known of a statement before sending it: its kind (rows or
+//!   not, a write with rows), a second statement after it, its parameters' numbers.
 //! - [`connection`]: one connection to the cluster's leader: finding it, time limits, requests
 //!   and the parts of their results.
 
 pub mod connection;
+pub mod statement;
 pub mod wire;
 
 #[cfg(test)]

@@ -1,0 +1,444 @@
+//! What the client must know of a statement before it sends it to dqlite
+//! (docs/dqlite.md#statements): whether it yields rows, whether it is a write that yields rows,
+//! whether more statements follow it, and how its parameters are numbered.
+//!
+//! dqlite 1.11 runs a statement only through the request of its kind: a statement without
+//! result columns sent as a query is refused and *not run*, and one with rows sent as an
+//! execution fails after its first row. A write with `RETURNING` is worse: either way it leaves a
+//! write pending, and the next write aborts the leader. And only positions exist on the wire,
+//! so names must be numbered here, exactly as SQLite numbers them. All of this is read from the
+//! SQL's tokens, skipping strings, quoted names and comments, since SQLite's own parser is in
+//! the server.
+
+use crate::value::{Bind, ParamKey, Params, Value};
+
+/// How a statement must be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+  /// It yields rows: QUERY / QUERY_SQL.
+  Rows,
+  /// It yields none: EXEC / EXEC_SQL.
+  NoRows,
+  /// A write that yields rows (`INSERT … RETURNING`): dqlite before 1.18.3 mishandles it in a
+  /// way that aborts the leader, so it is refused.
+  WriteWithRows,
+}
+
+/// One token of SQL, as far as the client cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token<'a> {
+  Word(&'a str),
+  /// `?`, `?NNN`, `:name`, `@name`, `$name`, as written.
+  Parameter(&'a str),
+  Open,
+  Close,
+  Semicolon,
+  Equals,
+  Other,
+}
+
+/// The tokens of `sql`; strings, quoted names, numbers and comments come out as `Other` or not
+/// at all.
+fn tokens(sql: &str) -> Vec<Token<'_>> {
+  let bytes = sql.as_bytes();
+  let mut out = Vec::new();
+  let mut i = 0;
+  let name_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
+  while i < bytes.len() {
+    let b = bytes[i];
+    let start = i;
+    match b {
+      b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' => i += 1,
+      b'-' if bytes.get(i + 1) == Some(&b'-') => {
+        while i < bytes.len() && bytes[i] != b'\n' {
+          i += 1;
+        }
+      }
+      b'/' if bytes.get(i + 1) == Some(&b'*') => {
+        i += 2;
+        while i < bytes.len() && !(bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/')) {
+          i += 1;
+        }
+        i = (i + 2).min(bytes.len());
+      }
+      b'\'' | b'"' | b'`' | b'[' => {
+        let close = if b == b'[' { b']' } else { b };
+        i += 1;
+        loop {
+          match bytes.get(i) {
+            None => break,
+            // A doubled quote is one quote inside ('it''s'); `]` has no escape.
+            Some(&c) if c == close && close != b']' && bytes.get(i + 1) == Some(&close) => i += 2,
+            Some(&c) if c == close => {
+              i += 1;
+              break;
+            }
+            Some(_) => i += 1,
+          }
+        }
+        out.push(Token::Other);
+      }
+      b'(' | b')' | b';' | b'=' => {
+        i += 1;
+        out.push(match b {
+          b'(' => Token::Open,
+          b')' => Token::Close,
+          b';' => Token::Semicolon,
+          _ => Token::Equals,
+        });
+      }
+      b'?' => {
+        i += 1;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+          i += 1;
+        }
+        out.push(Token::Parameter(&sql[start..i]));
+      }
+      b':' | b'@' | b'$' if bytes.get(i + 1).is_some_and(|&c| name_byte(c)) => {
+        i += 1;
+        while i < bytes.len() && name_byte(bytes[i]) {
+          i += 1;
+        }
+        out.push(Token::Parameter(&sql[start..i]));
+      }
+      _ if b.is_ascii_digit() => {
+        // A number, with its exponent or hex digits: never a word.
+        while i < bytes.len() && (name_byte(bytes[i]) || bytes[i] == b'.') {
+          i += 1;
+        }
+        out.push(Token::Other);
+      }
+      _ if name_byte(b) => {
+        while i < bytes.len() && name_byte(bytes[i]) {
+          i += 1;
+        }
+        out.push(Token::Word(&sql[start..i]));
+      }
+      _ => {
+        // Operators and the rest; a multi-byte character is skipped whole.
+        i += sql[i..].chars().next().map_or(1, char::len_utf8);
+        out.push(Token::Other);
+      }
+    }
+  }
+  out
+}
+
+/// How many tokens the first statement takes, its `;` included. A `;` ends it only outside
+/// parentheses, `CASE … END`, and the `BEGIN … END` body of a `CREATE TRIGGER`.
+fn first_statement(tokens: &[Token<'_>]) -> usize {
+  let is = |t: &Token<'_>, k: &str| matches!(t, Token::Word(w) if w.eq_ignore_ascii_case(k));
+  let trigger =
+    tokens.first().is_some_and(|t| is(t, "CREATE")) && tokens.iter().take(4).any(|t| is(t, "TRIGGER"));
+  let mut depth = 0usize;
+  for (i, token) in tokens.iter().enumerate() {
+    match token {
+      Token::Open => depth += 1,
+      Token::Close => depth = depth.saturating_sub(1),
+      t if is(t, "CASE") || (trigger && is(t, "BEGIN")) => depth += 1,
+      t if is(t, "END") => depth = depth.saturating_sub(1),
+      Token::Semicolon if depth == 0 => return i + 1,
+      _ => {}
+    }
+  }
+  tokens.len()
+}
+
+/// The words of the first statement that stand outside any parentheses.
+fn top_level_words<'a>(tokens: &[Token<'a>]) -> Vec<&'a str> {
+  let mut depth = 0usize;
+  let mut words = Vec::new();
+  for token in &tokens[..first_statement(tokens)] {
+    match token {
+      Token::Open => depth += 1,
+      Token::Close => depth = depth.saturating_sub(1),
+      Token::Word(w) if depth == 0 => words.push(*w),
+      _ => {}
+    }
+  }
+  words
+}
+
+/// How the first statement of `sql` must be sent.
+pub fn kind(sql: &str) -> Kind {
+  let tokens = tokens(sql);
+  let words = top_level_words(&tokens);
+  let is = |w: &str, k: &str| w.eq_ignore_ascii_case(k);
+  let Some(first) = words.first() else {
+    return Kind::NoRows;
+  };
+  // After WITH, the statement is the first of these words outside the common table expressions
+  // (whose bodies are in parentheses).
+  let main = if is(first, "WITH") {
+    words
+      .iter()
+      .copied()
+      .find(|w| {
+        ["SELECT", "VALUES", "INSERT", "UPDATE", "DELETE", "REPLACE"]
+          .iter()
+          .any(|k| is(w, k))
+      })
+      .unwrap_or(first)
+  } else {
+    first
+  };
+  if ["SELECT", "VALUES", "EXPLAIN"].iter().any(|k| is(main, k)) {
+    return Kind::Rows;
+  }
+  if is(main, "PRAGMA") {
+    // `PRAGMA name` and `PRAGMA name(arg)` report; `PRAGMA name = value` sets.
+    let sets = tokens[..first_statement(&tokens)].contains(&Token::Equals);
+    return if sets { Kind::NoRows } else { Kind::Rows };
+  }
+  let writes = ["INSERT", "UPDATE", "DELETE", "REPLACE"]
+    .iter()
+    .any(|k| is(main, k));
+  if writes && words.iter().any(|w| is(w, "RETURNING")) {
+    return Kind::WriteWithRows;
+  }
+  Kind::NoRows
+}
+
+/// Whether anything but blanks and comments follows the first statement of `sql`.
+pub fn has_tail(sql: &str) -> bool {
+  let tokens = tokens(sql);
+  tokens[first_statement(&tokens)..]
+    .iter()
+    .any(|t| *t != Token::Semicolon)
+}
+
+/// The parameters of the first statement of `sql`, numbered as SQLite numbers them: `?` takes
+/// the next number, `?NNN` is number NNN, and a name takes the next number the first time it
+/// appears and the same number after.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Parameters {
+  /// The highest number: how many values the statement takes.
+  pub count: usize,
+  /// Each name with its number, prefix included (`:id`).
+  pub names: Vec<(String, usize)>,
+}
+
+pub fn parameters(sql: &str) -> Parameters {
+  let mut layout = Parameters::default();
+  let tokens = tokens(sql);
+  for token in &tokens[..first_statement(&tokens)] {
+    match *token {
+      Token::Parameter("?") => layout.count += 1,
+      Token::Parameter(p) if p.starts_with('?') => {
+        if let Ok(n) = p[1..].parse::<usize>() {
+          layout.count = layout.count.max(n);
+        }
+      }
+      Token::Parameter(name) if !layout.names.iter().any(|(n, _)| n == name) => {
+        layout.count += 1;
+        layout.names.push((name.to_owned(), layout.count));
+      }
+      _ => {}
+    }
+  }
+  layout
+}
+
+/// Why values cannot be bound: what SQLite itself would answer (`SQLITE_RANGE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutOfRange(pub String);
+
+/// The values to send for `params`, by position, as SQLite would bind them: positions start at
+/// 1, a name must name a parameter (prefix included), an unbound parameter is NULL.
+pub fn bind(params: &Params, layout: &Parameters) -> Result<Vec<Value>, OutOfRange> {
+  let mut values = vec![Value::Null; layout.count];
+  let mut put = |index: usize, bind: &Bind| -> Result<(), OutOfRange> {
+    if index == 0 || index > layout.count {
+      return Err(OutOfRange(format!(
+        "column index out of range: parameter {index} of a statement with {}",
+        layout.count
+      )));
+    }
+    if let Bind::Value(value) = bind {
+      values[index - 1] = value.clone();
+    }
+    Ok(())
+  };
+  match params {
+    Params::None => {}
+    Params::Positional(binds) => {
+      for (i, bind) in binds.iter().enumerate() {
+        put(i + 1, bind)?;
+      }
+    }
+    Params::Named(pairs) => {
+      for (key, bind) in pairs {
+        let index = match key {
+          ParamKey::Index(i) => usize::try_from(*i).unwrap_or(0),
+          ParamKey::Name(name) => layout
+            .names
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, i)| *i)
+            .ok_or_else(|| {
+              OutOfRange(format!(
+                "column index out of range: the statement has no parameter {name}"
+              ))
+            })?,
+        };
+        put(index, bind)?;
+      }
+    }
+  }
+  Ok(values)
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn statements_are_sent_by_their_kind() {
+    for sql in [
+      "SELECT 1",
+      "  -- a comment\n select * from t",
+      "/* x */ VALUES (1), (2)",
+      "EXPLAIN QUERY PLAN SELECT 1",
+      "PRAGMA table_info(t)",
+      "PRAGMA user_version",
+      "PRAGMA table_info('a=b')",
+      "WITH x(n) AS (SELECT 1) SELECT n FROM x",
+      "WITH RECURSIVE c(n) AS (VALUES(1) UNION ALL SELECT n+1 FROM c WHERE n < 3) SELECT * FROM c",
+    ] {
+      assert_eq!(kind(sql), Kind::Rows, "{sql}");
+    }
+    for sql in [
+      "INSERT INTO t VALUES (1)",
+      "CREATE TABLE t(x)",
+      "BEGIN",
+      "PRAGMA user_version = 3",
+      "WITH x(n) AS (SELECT 1) INSERT INTO t SELECT n FROM x",
+      "UPDATE t SET a = 'returning'",
+      "INSERT INTO \"returning\" VALUES (1)",
+      "",
+      "-- nothing",
+    ] {
+      assert_eq!(kind(sql), Kind::NoRows, "{sql}");
+    }
+    for sql in [
+      "INSERT INTO t VALUES (1) RETURNING id",
+      "delete from t where x = 1 returning *",
+      "WITH x AS (SELECT 1) UPDATE t SET a = 1 RETURNING a",
+      "REPLACE INTO t VALUES (2) /* c */ RETURNING rowid",
+    ] {
+      assert_eq!(kind(sql), Kind::WriteWithRows, "{sql}");
+    }
+  }
+
+  /// The kinds above agree with what SQLite itself says of the statements (result columns, and
+  /// whether it writes), where it can compile them without the server's schema.
+  #[test]
+  fn kinds_match_sqlites_result_columns() {
+    let db = rusqlite::Connection::open_in_memory().unwrap();
+    db.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, a, x)")
+      .unwrap();
+    for sql in [
+      "SELECT 1",
+      "VALUES (1), (2)",
+      "PRAGMA table_info(t)",
+      "PRAGMA user_version = 3",
+      "WITH x(n) AS (SELECT 1) SELECT n FROM x",
+      "WITH x(n) AS (SELECT 1) INSERT INTO t(a) SELECT n FROM x",
+      "INSERT INTO t(a) VALUES (1) RETURNING id",
+      "UPDATE t SET a = 'returning'",
+      "DELETE FROM t WHERE x = 1 RETURNING *",
+      "CREATE TABLE u(x)",
+    ] {
+      let stmt = db.prepare(sql).unwrap();
+      let rows = stmt.column_count() > 0;
+      let expected = match (rows, stmt.readonly()) {
+        (false, _) => Kind::NoRows,
+        (true, true) => Kind::Rows,
+        (true, false) => Kind::WriteWithRows,
+      };
+      assert_eq!(kind(sql), expected, "{sql}");
+    }
+  }
+
+  #[test]
+  fn a_tail_is_a_second_statement_not_a_semicolon_in_a_string_or_a_comment() {
+    assert!(has_tail("SELECT 1; SELECT 2"));
+    assert!(!has_tail("SELECT 1;"));
+    assert!(!has_tail("SELECT ';' ; -- the end"));
+    assert!(!has_tail("SELECT 1 /* ; SELECT 2 */"));
+    assert!(has_tail(
+      "CREATE TRIGGER x AFTER INSERT ON t BEGIN SELECT 1; END; SELECT 2"
+    ));
+  }
+
+  #[test]
+  fn parameters_are_numbered_as_sqlite_numbers_them() {
+    let layout = parameters("SELECT ?, :a, ?5, @b, :a, ?, $c, ':x', \"?\" -- ?");
+    assert_eq!(layout.count, 8);
+    assert_eq!(
+      layout.names,
+      vec![(":a".into(), 2), ("@b".into(), 6), ("$c".into(), 8)]
+    );
+    assert_eq!(parameters("SELECT 1").count, 0);
+    assert_eq!(
+      parameters("SELECT ?; SELECT ?, ?").count,
+      1,
+      "the first statement only"
+    );
+  }
+
+  /// The numbering above, checked against SQLite's own (`sqlite3_bind_parameter_count` and
+  /// `_name`), for statements the tokenizer could trip on.
+  #[test]
+  fn parameter_numbers_match_sqlites() {
+    let db = rusqlite::Connection::open_in_memory().unwrap();
+    db.execute_batch("CREATE TABLE t(a, b, c)").unwrap();
+    for sql in [
+      "SELECT ?, :a, ?5, @b, :a, ?, $c, ':x', \"?\" -- ?",
+      "SELECT * FROM t WHERE a = :a AND b = ?2 AND c = :a /* :z */",
+      "INSERT INTO t VALUES (?3, ?, ?)",
+      "SELECT '?' || ? AS [?], ? AS `?`",
+      "UPDATE t SET a = $x, b = @y WHERE c = $x",
+      "SELECT :é, :é, ?",
+      "SELECT 1e5, 0x1F, ?",
+    ] {
+      let stmt = db.prepare(sql).unwrap();
+      let count = stmt.parameter_count();
+      let names: Vec<(String, usize)> = (1..=count)
+        .filter_map(|i| {
+          stmt
+            .parameter_name(i)
+            .filter(|n| !n.starts_with('?'))
+            .map(|n| (n.to_owned(), i))
+        })
+        .collect();
+      assert_eq!(parameters(sql), Parameters { count, names }, "{sql}");
+    }
+  }
+
+  #[test]
+  fn binding_follows_sqlite_positions_names_and_errors() {
+    let layout = parameters("SELECT :a, ?, :b");
+    let int = |i| Bind::Value(Value::Integer(i));
+    let named = Params::Named(vec![
+      (ParamKey::Name(":b".into()), int(3)),
+      (ParamKey::Name(":a".into()), int(1)),
+    ]);
+    assert_eq!(
+      bind(&named, &layout),
+      Ok(vec![Value::Integer(1), Value::Null, Value::Integer(3)])
+    );
+    let positional = Params::Positional(vec![int(1), Bind::Skip, int(3)]);
+    assert_eq!(
+      bind(&positional, &layout),
+      Ok(vec![Value::Integer(1), Value::Null, Value::Integer(3)])
+    );
+    assert!(bind(&Params::Positional(vec![int(1); 4]), &layout).is_err());
+    assert!(bind(
+      &Params::Named(vec![(ParamKey::Name("a".into()), int(1))]),
+      &layout
+    )
+    .is_err());
+    assert!(bind(&Params::Named(vec![(ParamKey::Index(0), int(1))]), &layout).is_err());
+  }
+}

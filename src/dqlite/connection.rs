@@ -185,6 +185,18 @@ impl Connection {
     }
   }
 
+  /// Whether the node has closed its end (or sent what nobody asked for): then a request is not
+  /// sent on this connection at all, and is not in doubt. A node killed with its sockets open
+  /// at the kernel is seen here at once.
+  pub fn is_closed(&self) -> bool {
+    if self.stream.set_nonblocking(true).is_err() {
+      return true;
+    }
+    let mut byte = [0u8; 1];
+    let closed = !matches!(self.stream.peek(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+    closed || self.stream.set_nonblocking(false).is_err()
+  }
+
   /// Sends `request` and reads its answer (a FAILURE is an answer). For a query, this is its
   /// first part; `next_part` reads the others.
   pub fn call(&mut self, request: Request<'_>) -> Outcome<Response> {

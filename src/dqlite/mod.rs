@@ -4,10 +4,13 @@
 //! - [`wire`]: dqlite's wire protocol, version 1: encoding requests, decoding answers.
 //! - [`statement`]: what must be known of a statement before sending it: its kind (rows or
 //!   not, a write with rows), a second statement after it, its parameters' numbers.
+//! - [`session`]: a Database's session on the cluster, the `Backend` behind a `dqlite://`
+//!   filename.
 //! - [`connection`]: one connection to the cluster's leader: finding it, time limits, requests
 //!   and the parts of their results.
 
 pub mod connection;
+pub mod session;
 pub mod statement;
 pub mod wire;
 

@@ -159,6 +159,12 @@ fn top_level_words<'a>(tokens: &[Token<'a>]) -> Vec<&'a str> {
   words
 }
 
+/// The words of the first statement of `sql` outside parentheses, in order (`BEGIN`,
+/// `IMMEDIATE`, …).
+pub fn words(sql: &str) -> Vec<&str> {
+  top_level_words(&tokens(sql))
+}
+
 /// How the first statement of `sql` must be sent.
 pub fn kind(sql: &str) -> Kind {
   let tokens = tokens(sql);

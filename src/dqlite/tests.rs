@@ -284,3 +284,276 @@ fn after_kill_9_of_the_leader_the_connection_is_lost_and_the_seeds_lead_to_the_n
   );
   assert_eq!(count(&mut c), 2);
 }
+
+/// A session (`DqliteSession`), driven as `NativeSession` drives a backend.
+mod sessions {
+  use std::sync::mpsc::Receiver;
+  use std::sync::Arc;
+
+  use super::*;
+  use crate::backend::conformance::ChannelSink;
+  use crate::backend::Backend;
+  use crate::dqlite::session::DqliteSession;
+  use crate::error::{ClusterCode, Error};
+  use crate::protocol::{Mode, OpenOptions, Outgoing, Request as Call, Response as Reply, Setting};
+  use crate::value::{Bind, Params};
+
+  struct Db {
+    session: DqliteSession,
+    inbox: Receiver<Outgoing>,
+    next: std::cell::Cell<u32>,
+  }
+
+  fn url(cluster: &Cluster) -> String {
+    format!("dqlite://{}/app", cluster.seeds().join(","))
+  }
+
+  impl Db {
+    fn open(filename: &str) -> (Db, Reply) {
+      let (sink, inbox) = ChannelSink::new();
+      let db = Db {
+        session: DqliteSession::start(sink as Arc<_>),
+        inbox,
+        next: std::cell::Cell::new(1),
+      };
+      let opened = db.call(Call::Open(OpenOptions::for_tests(filename)));
+      (db, opened)
+    }
+
+    fn send(&self, request: Call) -> u32 {
+      let id = self.next.get();
+      self.next.set(id + 1);
+      self.session.send(id, request);
+      id
+    }
+
+    fn reply(&self, id: u32) -> Reply {
+      loop {
+        match self
+          .inbox
+          .recv_timeout(Duration::from_secs(30))
+          .expect("an answer")
+        {
+          Outgoing::Reply { id: got, response } => {
+            assert_eq!(got, id, "answers come in order");
+            return response;
+          }
+          _ => continue,
+        }
+      }
+    }
+
+    fn call(&self, request: Call) -> Reply {
+      let id = self.send(request);
+      self.reply(id)
+    }
+
+    fn sql(&self, sql: &str, params: Vec<Value>, mode: Mode) -> Reply {
+      let params = Params::Positional(params.into_iter().map(Bind::Value).collect());
+      self.call(Call::Query {
+        sql: sql.into(),
+        params,
+        mode,
+      })
+    }
+  }
+
+  fn values(reply: Reply) -> Vec<Value> {
+    match reply {
+      Reply::Rows(rows) => rows.values,
+      Reply::Row(Some(rows)) => rows.values,
+      other => panic!("rows expected, got {other:?}"),
+    }
+  }
+
+  fn error(reply: Reply) -> Error {
+    match reply {
+      Reply::Error(e) => e,
+      other => panic!("an error expected, got {other:?}"),
+    }
+  }
+
+  #[test]
+  fn statements_run_by_kind_with_node_sqlite3_answers_and_the_guards_hold() {
+    let Some(program) = program() else { return };
+    let cluster = Cluster::start(&program, "session");
+    three_voters(&cluster);
+    let (db, opened) = Db::open(&url(&cluster));
+    assert_eq!(opened, Reply::Done);
+    assert_eq!(
+      db.sql("CREATE TABLE t(id INTEGER PRIMARY KEY, v)", vec![], Mode::Run),
+      Reply::Run {
+        last_id: 0,
+        changes: 0
+      }
+    );
+    assert_eq!(
+      db.sql(
+        "INSERT INTO t(v) VALUES (?)",
+        vec![Value::Text("a".into())],
+        Mode::Run
+      ),
+      Reply::Run {
+        last_id: 1,
+        changes: 1
+      }
+    );
+    // all() of a write runs it (through EXEC_SQL) and answers no rows; run() of a query runs it.
+    assert_eq!(
+      values(db.sql("INSERT INTO t(v) VALUES ('b')", vec![], Mode::All)),
+      vec![]
+    );
+    assert!(matches!(
+      db.sql("SELECT * FROM t", vec![], Mode::Run),
+      Reply::Run { .. }
+    ));
+    assert_eq!(
+      values(db.sql(
+        "SELECT v FROM t WHERE id = :id",
+        vec![Value::Integer(2)],
+        Mode::Get
+      )),
+      vec![Value::Text("b".into())]
+    );
+    assert_eq!(
+      db.sql("SELECT v FROM t WHERE id = 99", vec![], Mode::Get),
+      Reply::Row(None)
+    );
+    // each() in chunks, acknowledged one by one.
+    db.call(Call::Exec {
+      sql: "INSERT INTO t(v) WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 998) SELECT n FROM s".into(),
+    });
+    let id = db.send(Call::Query {
+      sql: "SELECT id FROM t ORDER BY id".into(),
+      params: Params::None,
+      mode: Mode::Each,
+    });
+    let mut seen = 0;
+    loop {
+      match db.reply(id) {
+        Reply::Chunk(rows) => {
+          seen += rows.values.len();
+          db.session.resume();
+        }
+        Reply::EachEnd { error: None } => break,
+        other => panic!("{other:?}"),
+      }
+    }
+    assert_eq!(seen, 1000);
+    // The guards: RETURNING (which would stop a 1.11 leader), a second statement, NUL in text,
+    // too many parameters, a position out of range.
+    let returning = error(db.sql("INSERT INTO t(v) VALUES (1) RETURNING id", vec![], Mode::All));
+    assert!(
+      returning.display().contains("RETURNING"),
+      "{}",
+      returning.display()
+    );
+    assert!(error(db.sql("SELECT 1; SELECT 2", vec![], Mode::All))
+      .display()
+      .contains("one statement"));
+    assert_eq!(
+      error(db.sql("SELECT ?", vec![Value::Text("a\0b".into())], Mode::Get)).errno(),
+      20
+    );
+    let many = error(db.sql(
+      &format!("SELECT {}", vec!["?"; 256].join(", ")),
+      vec![Value::Null; 256],
+      Mode::Get,
+    ));
+    assert!(many.display().contains("255"), "{}", many.display());
+    assert_eq!(
+      error(db.sql("SELECT ?", vec![Value::Null, Value::Null], Mode::Get)).errno(),
+      25
+    );
+    // A constraint error keeps SQLite's extended code, and node-sqlite3's errno.
+    db.sql("CREATE UNIQUE INDEX u ON t(v)", vec![], Mode::Run);
+    let unique = error(db.sql("INSERT INTO t(v) VALUES ('a')", vec![], Mode::Run));
+    assert_eq!(unique.errno(), 19);
+    // The cluster is still whole after the guarded cases.
+    assert_eq!(
+      values(db.sql("SELECT count(*) FROM t", vec![], Mode::All)),
+      vec![Value::Integer(1000)]
+    );
+    assert_eq!(db.call(Call::Close), Reply::Done);
+  }
+
+  #[test]
+  fn concurrent_transactions_queue_on_busy_timeout_instead_of_failing() {
+    let Some(program) = program() else { return };
+    let cluster = Cluster::start(&program, "busy");
+    three_voters(&cluster);
+    let (a, _) = Db::open(&url(&cluster));
+    let (b, _) = Db::open(&url(&cluster));
+    a.sql("CREATE TABLE c(n)", vec![], Mode::Run);
+    a.sql("INSERT INTO c VALUES (0)", vec![], Mode::Run);
+    b.call(Call::Configure(Setting::BusyTimeout(5000)));
+    assert!(matches!(a.sql("BEGIN", vec![], Mode::Run), Reply::Run { .. }));
+    a.sql("UPDATE c SET n = n + 1", vec![], Mode::Run);
+    // b's BEGIN (sent as BEGIN IMMEDIATE) meets a's write lock: it waits, and runs once a commits.
+    let begin = b.send(Call::Query {
+      sql: "BEGIN".into(),
+      params: Params::None,
+      mode: Mode::Run,
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(matches!(a.sql("COMMIT", vec![], Mode::Run), Reply::Run { .. }));
+    assert!(matches!(b.reply(begin), Reply::Run { .. }));
+    b.sql("UPDATE c SET n = n + 1", vec![], Mode::Run);
+    b.sql("COMMIT", vec![], Mode::Run);
+    assert_eq!(
+      values(a.sql("SELECT n FROM c", vec![], Mode::Get)),
+      vec![Value::Integer(2)]
+    );
+    // Without a busy timeout the second writer is told at once.
+    a.sql("BEGIN", vec![], Mode::Run);
+    let (c, _) = Db::open(&url(&cluster));
+    assert_eq!(error(c.sql("BEGIN", vec![], Mode::Run)).errno(), 5);
+    a.sql("ROLLBACK", vec![], Mode::Run);
+  }
+
+  #[test]
+  fn a_lost_leader_aborts_the_open_transaction_and_other_writes_go_to_the_new_one() {
+    let Some(program) = program() else { return };
+    let mut cluster = Cluster::start(&program, "session-failover");
+    three_voters(&cluster);
+    let (a, _) = Db::open(&url(&cluster));
+    let (b, _) = Db::open(&url(&cluster));
+    a.sql("CREATE TABLE t(x)", vec![], Mode::Run);
+    b.sql("INSERT INTO t VALUES (2)", vec![], Mode::Run);
+    a.sql("BEGIN", vec![], Mode::Run);
+    a.sql("INSERT INTO t VALUES (1)", vec![], Mode::Run);
+    let leader = Connection::open(&cluster.seeds(), "app", TIMEOUT, Instant::now() + TIMEOUT)
+      .unwrap()
+      .address;
+    cluster.kill(&leader);
+    // b was outside a transaction: its next write goes to the new leader.
+    assert!(matches!(
+      b.sql("INSERT INTO t VALUES (3)", vec![], Mode::Run),
+      Reply::Run { changes: 1, .. }
+    ));
+    // a's transaction is gone: its statements fail until ROLLBACK, COMMIT included.
+    let lost = error(a.sql("INSERT INTO t VALUES (4)", vec![], Mode::Run));
+    assert!(
+      matches!(
+        lost,
+        Error::Cluster {
+          code: ClusterCode::TxnAborted,
+          ..
+        }
+      ),
+      "{lost:?}"
+    );
+    assert!(matches!(
+      error(a.sql("COMMIT", vec![], Mode::Run)),
+      Error::Cluster {
+        code: ClusterCode::TxnAborted,
+        ..
+      }
+    ));
+    assert!(matches!(a.sql("ROLLBACK", vec![], Mode::Run), Reply::Run { .. }));
+    assert_eq!(
+      values(a.sql("SELECT x FROM t ORDER BY x", vec![], Mode::All)),
+      vec![Value::Integer(2), Value::Integer(3)]
+    );
+  }
+}

@@ -21,6 +21,15 @@ static NEXT_SHAPE: AtomicU32 = AtomicU32::new(1);
 /// The bit that sets the shape ids of a client's own read connections apart (`set_shapes_apart`).
 const APART: u32 = 1 << 31;
 
+/// A shape of result columns with an id no other shape of this process has (JavaScript knows
+/// shapes by id): for rows that come from elsewhere than a statement of this process (dqlite).
+pub fn new_shape(columns: Vec<String>) -> Arc<Shape> {
+  Arc::new(Shape {
+    id: NEXT_SHAPE.fetch_add(1, Ordering::Relaxed) & !APART,
+    columns,
+  })
+}
+
 /// One open connection.
 pub struct Connection {
   db: *mut ffi::sqlite3,

@@ -58,7 +58,7 @@ use once_cell::sync::Lazy;
 
 use crate::protocol::{Outgoing, Request};
 
-pub use connection::{Connection, Statement};
+pub use connection::{new_shape, Connection, Statement};
 pub use identity::{of as file_identity, Identity};
 pub use keys::{check_key, prove_key};
 pub use policy::SessionPolicy;

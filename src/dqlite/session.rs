@@ -1,0 +1,588 @@
+//! A Database's session on a dqlite cluster: the `Backend` behind a `dqlite://` filename
+//! (docs/dqlite.md#sessions).
+//!
+//! Each session has a thread and a connection to the leader (`connection.rs`); its requests run
+//! there one at a time, in order, and their answers go to its sink as the local engine's do.
+//! What dqlite leaves to its clients is done here:
+//!
+//! - **Statements by kind** (`statement.rs`): queries through QUERY_SQL, the rest through
+//!   EXEC_SQL; a write with `RETURNING` and a statement followed by another are refused.
+//! - **`busyTimeout`.** dqlite answers a second writer "database is locked" at once (it has no
+//!   busy handler), so a `SQLITE_BUSY` answer is sent again after a short, growing wait until
+//!   `busyTimeout` has passed since the first one. Nothing ran when BUSY is answered.
+//! - **Transactions.** dqlite does not report whether a connection is inside a transaction, so
+//!   the session follows its own `BEGIN`, `COMMIT` and `ROLLBACK`. A bare `BEGIN` is sent as
+//!   `BEGIN IMMEDIATE`: the write lock is taken at once, and two sessions' transactions queue
+//!   on BUSY at their `BEGIN` instead of failing later with `SQLITE_BUSY_SNAPSHOT`.
+//! - **A lost leader.** A request refused by a node that is not the leader (`NOT_LEADER`, or
+//!   1.11's "no database opened" after it led again) did not run: it goes to the new leader, as
+//!   does a request whose connection was found closed before it was sent. A read whose
+//!   connection was lost is sent again too. A write whose connection was lost may or
+//!   may not have run, so it fails with `CLUSTER_MASTER_LOST` and is never sent again. Any loss
+//!   inside a transaction takes the transaction with it: the session's statements then fail with
+//!   `CLUSTER_TXN_ABORTED` until it sends `ROLLBACK` (answered here).
+
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use rusqlite::ffi;
+
+use super::connection::{Connection, Outcome};
+use super::statement::{self, Kind};
+use super::wire::{Request as Wire, Response as Answer};
+use crate::backend::Backend;
+use crate::engine::{begins_transaction, is_rollback, new_shape, Sink};
+use crate::error::{ClusterCode, Error};
+use crate::protocol::{Mode, Outgoing, Request, Response, Rows, Setting};
+use crate::value::{Params, Value};
+
+/// `SQLITE_IOERR_NOT_LEADER`: refused before running, by a node that does not lead.
+const NOT_LEADER: u64 = 10 | (40 << 8);
+/// How long finding a leader may take, at open and after a loss.
+const FIND_LEADER_WITHIN: Duration = Duration::from_secs(10);
+/// How long a node may take to answer one request.
+const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+/// `each()` chunks sent ahead of the receiver's acknowledgements, at most.
+const WINDOW: u32 = 4;
+/// How many times a request refused by a node that does not lead goes to the next leader.
+const RESENDS: u32 = 5;
+
+/// A Database on a dqlite cluster.
+pub struct DqliteSession {
+  jobs: Sender<Job>,
+  window: Arc<Window>,
+  sink: Arc<dyn Sink>,
+}
+
+enum Job {
+  Run(u32, Request),
+  /// The session leaves: its connection closes (a transaction left open is rolled back by the
+  /// leader), then `done` runs.
+  Leave(Box<dyn FnOnce() + Send>),
+}
+
+/// The `each()` window: chunks delivered and not acknowledged yet, and whether the session left.
+#[derive(Default)]
+struct Window {
+  state: Mutex<(u32, bool)>,
+  changed: Condvar,
+}
+
+impl Window {
+  /// Waits until one more chunk may be delivered; false once the session has left.
+  fn acquire(&self) -> bool {
+    let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+    while state.0 >= WINDOW && !state.1 {
+      state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+    }
+    state.0 += 1;
+    !state.1
+  }
+
+  fn release(&self) {
+    let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+    state.0 = state.0.saturating_sub(1);
+    self.changed.notify_all();
+  }
+
+  fn close(&self) {
+    self.state.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+    self.changed.notify_all();
+  }
+}
+
+impl DqliteSession {
+  /// A session whose answers go to `sink`; its first request must be its `Open`.
+  pub fn start(sink: Arc<dyn Sink>) -> DqliteSession {
+    let (jobs, requests) = mpsc::channel();
+    let window = Arc::new(Window::default());
+    let mut worker = Worker {
+      sink: sink.clone(),
+      target: None,
+      conn: None,
+      busy_timeout: Duration::ZERO,
+      txn: Txn::None,
+      window: window.clone(),
+    };
+    // If the thread cannot start, sending to it fails and `send` answers the requests.
+    let _ = std::thread::Builder::new()
+      .name("sqlite3-cluster dqlite session".into())
+      .spawn(move || worker.serve(requests));
+    DqliteSession { jobs, window, sink }
+  }
+}
+
+impl Backend for DqliteSession {
+  fn send(&self, id: u32, request: Request) {
+    if self.jobs.send(Job::Run(id, request)).is_err() {
+      let error = Error::sqlite(ffi::SQLITE_MISUSE, "the dqlite session has no thread to run on");
+      self.sink.send(Outgoing::Reply {
+        id,
+        response: Response::Error(error),
+      });
+      self.sink.flush();
+    }
+  }
+
+  fn resume(&self) {
+    self.window.release();
+  }
+
+  /// dqlite reads an INTERRUPT only after the query has sent its whole result, so a running
+  /// statement cannot be stopped early (docs/dqlite.md#sessions).
+  fn interrupt(&self) {}
+
+  fn leave(&mut self, done: Box<dyn FnOnce() + Send>) {
+    self.window.close();
+    if let Err(mpsc::SendError(Job::Leave(done))) = self.jobs.send(Job::Leave(done)) {
+      done();
+    }
+  }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Txn {
+  None,
+  Open,
+  /// Lost with a leader: statements fail until `ROLLBACK`.
+  Aborted,
+}
+
+/// Where the session's database is: `dqlite://host:port,host:port/name`.
+struct Target {
+  seeds: Vec<String>,
+  name: String,
+}
+
+impl Target {
+  fn parse(filename: &str) -> Result<Target, Error> {
+    let usage = "write it dqlite://host:port[,host:port...]/name";
+    let rest = filename.strip_prefix("dqlite://").ok_or_else(|| {
+      Error::sqlite(
+        ffi::SQLITE_CANTOPEN,
+        format!("{filename:?} is not a dqlite URL: {usage}"),
+      )
+    })?;
+    let (hosts, name) = rest.split_once('/').ok_or_else(|| {
+      Error::sqlite(
+        ffi::SQLITE_CANTOPEN,
+        format!("{filename:?} names no database: {usage}"),
+      )
+    })?;
+    let seeds: Vec<String> = hosts
+      .split(',')
+      .map(str::trim)
+      .filter(|h| !h.is_empty())
+      .map(String::from)
+      .collect();
+    if seeds.is_empty() || seeds.iter().any(|s| !s.contains(':')) || name.is_empty() || name.contains('/') {
+      return Err(Error::sqlite(
+        ffi::SQLITE_CANTOPEN,
+        format!("{filename:?} needs nodes as host:port and one database name: {usage}"),
+      ));
+    }
+    Ok(Target {
+      seeds,
+      name: name.to_owned(),
+    })
+  }
+}
+
+struct Worker {
+  sink: Arc<dyn Sink>,
+  target: Option<Target>,
+  conn: Option<Connection>,
+  busy_timeout: Duration,
+  txn: Txn,
+  window: Arc<Window>,
+}
+
+/// What became of one statement on the cluster.
+enum Ran {
+  /// EXEC_SQL's answer.
+  Done { last_id: i64, changes: u64 },
+  /// QUERY_SQL's rows, all parts (or, for an `each()`, those not delivered yet).
+  Rows {
+    columns: Vec<String>,
+    values: Vec<Value>,
+  },
+}
+
+impl Worker {
+  fn serve(&mut self, jobs: Receiver<Job>) {
+    while let Ok(job) = jobs.recv() {
+      match job {
+        Job::Run(id, request) => {
+          if let Some(response) = self.handle(id, request) {
+            self.sink.send(Outgoing::Reply { id, response });
+          }
+          self.sink.flush();
+        }
+        Job::Leave(done) => {
+          self.conn = None;
+          return done();
+        }
+      }
+    }
+  }
+
+  /// Runs one request; `None` when it answered itself (an `each()`).
+  fn handle(&mut self, id: u32, request: Request) -> Option<Response> {
+    Some(match request {
+      Request::Open(options) => match Target::parse(&options.filename).and_then(|target| self.open(target)) {
+        Ok(()) => Response::Done,
+        Err(e) => Response::Error(e),
+      },
+      Request::Query { sql, params, mode } => return self.query(id, &sql, &params, mode),
+      Request::Exec { sql } => match self.exec(&sql) {
+        Ok(()) => Response::Done,
+        Err(e) => Response::Error(e),
+      },
+      Request::Configure(Setting::BusyTimeout(ms)) => {
+        self.busy_timeout = Duration::from_millis(ms.max(0) as u64);
+        Response::Done
+      }
+      Request::Configure(_) | Request::Wait => Response::Done,
+      Request::Close => {
+        self.conn = None;
+        self.target = None;
+        Response::Done
+      }
+      _ => Response::Error(Error::sqlite(
+        ffi::SQLITE_MISUSE,
+        "this call is not available on a dqlite Database yet (docs/dqlite.md)",
+      )),
+    })
+  }
+
+  fn open(&mut self, target: Target) -> Result<(), Error> {
+    let deadline = Instant::now() + FIND_LEADER_WITHIN;
+    let conn = Connection::open(&target.seeds, &target.name, ANSWER_WITHIN, deadline).map_err(|why| {
+      Error::sqlite(
+        ffi::SQLITE_CANTOPEN,
+        format!("unable to open database {}: {why}", target.name),
+      )
+    })?;
+    self.conn = Some(conn);
+    self.target = Some(target);
+    Ok(())
+  }
+
+  /// The connection to the leader, found again if the last one was lost.
+  fn connection(&mut self) -> Result<&mut Connection, Error> {
+    if self.conn.as_ref().is_some_and(Connection::is_closed) {
+      // Lost before this request was sent: it is not in doubt, and goes to the new leader. A
+      // transaction open on the old leader is gone with it.
+      self.conn = None;
+      if self.txn == Txn::Open {
+        self.txn = Txn::Aborted;
+        return Err(txn_lost());
+      }
+    }
+    if self.conn.is_none() {
+      let target = self
+        .target
+        .as_ref()
+        .ok_or_else(|| Error::misuse("Database is not open"))?;
+      let deadline = Instant::now() + FIND_LEADER_WITHIN;
+      let conn = Connection::open(&target.seeds, &target.name, ANSWER_WITHIN, deadline).map_err(|why| {
+        Error::Cluster {
+          code: ClusterCode::NoMaster,
+          message: format!("no dqlite leader for {}: {why}", target.name),
+        }
+      })?;
+      self.conn = Some(conn);
+    }
+    Ok(self.conn.as_mut().expect("set above"))
+  }
+
+  fn query(&mut self, id: u32, sql: &str, params: &Params, mode: Mode) -> Option<Response> {
+    if self.txn == Txn::Aborted {
+      return Some(self.aborted(sql, mode));
+    }
+    let ran = statement::parameters(sql);
+    let values = match statement::bind(params, &ran) {
+      Ok(values) => values,
+      Err(e) => return Some(Response::Error(Error::sqlite(ffi::SQLITE_RANGE, e.0))),
+    };
+    let kind = statement::kind(sql);
+    if kind == Kind::WriteWithRows {
+      return Some(Response::Error(refused_returning()));
+    }
+    if statement::has_tail(sql) {
+      return Some(Response::Error(Error::sqlite(
+        ffi::SQLITE_ERROR,
+        "dqlite runs one statement per call here: split the SQL, or use exec() for a script without parameters",
+      )));
+    }
+    let sql = immediate(sql);
+    let result = self.run(&sql, &values, kind);
+    let response = match result {
+      Err(e) => Response::Error(e),
+      Ok(Ran::Done { last_id, changes }) => {
+        self.follow_transaction(&sql);
+        match mode {
+          Mode::Run => Response::Run {
+            last_id,
+            changes: changes as i64,
+          },
+          Mode::Get => Response::Row(None),
+          Mode::All => Response::Rows(rows(Vec::new(), Vec::new())),
+          Mode::Each => Response::EachEnd { error: None },
+        }
+      }
+      Ok(Ran::Rows { columns, values }) => {
+        self.follow_transaction(&sql);
+        let width = columns.len().max(1);
+        match mode {
+          Mode::Run => Response::Run {
+            last_id: 0,
+            changes: 0,
+          },
+          Mode::Get => {
+            let first = values.into_iter().take(width).collect::<Vec<_>>();
+            let found = !first.is_empty();
+            Response::Row(found.then(|| rows(columns, first)))
+          }
+          Mode::All => Response::Rows(rows(columns, values)),
+          Mode::Each => {
+            self.stream(id, columns, values);
+            return None;
+          }
+        }
+      }
+    };
+    Some(response)
+  }
+
+  /// Delivers an `each()`'s rows in chunks, paced by the receiver (`Window`).
+  fn stream(&mut self, id: u32, columns: Vec<String>, values: Vec<Value>) {
+    const CHUNK_ROWS: usize = 256;
+    let width = columns.len().max(1);
+    let shape = new_shape(columns);
+    for chunk in values.chunks(CHUNK_ROWS * width) {
+      if !self.window.acquire() {
+        return;
+      }
+      let rows = Rows {
+        shape: shape.clone(),
+        values: chunk.to_vec(),
+      };
+      self.sink.send(Outgoing::Reply {
+        id,
+        response: Response::Chunk(rows),
+      });
+      self.sink.flush();
+    }
+    self.sink.send(Outgoing::Reply {
+      id,
+      response: Response::EachEnd { error: None },
+    });
+  }
+
+  /// `exec()`: every statement of a script, without parameters.
+  fn exec(&mut self, sql: &str) -> Result<(), Error> {
+    if self.txn == Txn::Aborted {
+      return match self.aborted(sql, Mode::Run) {
+        Response::Error(e) => Err(e),
+        _ => Ok(()),
+      };
+    }
+    if statement::words(sql)
+      .iter()
+      .any(|w| w.eq_ignore_ascii_case("RETURNING"))
+      || statement::kind(sql) == Kind::WriteWithRows
+    {
+      return Err(refused_returning());
+    }
+    let sql = immediate(sql);
+    self.run(&sql, &[], Kind::NoRows)?;
+    self.follow_transaction(&sql);
+    Ok(())
+  }
+
+  /// After a successful statement: is the session inside a transaction now?
+  fn follow_transaction(&mut self, sql: &str) {
+    let words = statement::words(sql);
+    let first = words.first().map(|w| w.to_ascii_uppercase());
+    match first.as_deref() {
+      _ if begins_transaction(sql) && self.txn == Txn::None => self.txn = Txn::Open,
+      Some("COMMIT" | "END" | "ROLLBACK") if words.len() <= 2 => self.txn = Txn::None,
+      _ => {}
+    }
+  }
+
+  /// A statement of a session whose transaction was lost: only `ROLLBACK` is answered, here.
+  fn aborted(&mut self, sql: &str, mode: Mode) -> Response {
+    if !is_rollback(sql) {
+      return Response::Error(Error::Cluster {
+        code: ClusterCode::TxnAborted,
+        message: "the transaction was lost with the dqlite leader: run ROLLBACK, then the transaction again"
+          .into(),
+      });
+    }
+    self.txn = Txn::None;
+    match mode {
+      Mode::Run => Response::Run {
+        last_id: 0,
+        changes: 0,
+      },
+      Mode::Get => Response::Row(None),
+      Mode::All => Response::Rows(rows(Vec::new(), Vec::new())),
+      Mode::Each => Response::EachEnd { error: None },
+    }
+  }
+
+  /// Sends one statement until it is answered, following the rules of the module's comment.
+  fn run(&mut self, sql: &str, values: &[Value], kind: Kind) -> Result<Ran, Error> {
+    let mut busy_since: Option<Instant> = None;
+    let mut backoff = Duration::from_millis(1);
+    let mut resends = 0;
+    loop {
+      let in_txn = self.txn == Txn::Open;
+      let conn = self.connection()?;
+      let db = conn.db;
+      let request = match kind {
+        Kind::Rows => Wire::QuerySql {
+          db,
+          sql,
+          params: values,
+        },
+        _ => Wire::ExecSql {
+          db,
+          sql,
+          params: values,
+        },
+      };
+      let failure = match conn.call(request) {
+        Outcome::Answered(Answer::Result {
+          last_insert_id,
+          changes,
+        }) => {
+          return Ok(Ran::Done {
+            last_id: last_insert_id,
+            changes,
+          })
+        }
+        Outcome::Answered(Answer::Rows(part)) => return self.rest_of(part),
+        Outcome::Answered(Answer::Failure { code, message }) => (code, message),
+        Outcome::Answered(_) => {
+          self.conn = None;
+          return Err(lost("an unexpected answer"));
+        }
+        Outcome::Refused(refused) => return Err(Error::sqlite(ffi::SQLITE_MISMATCH, refused.0.to_string())),
+        Outcome::Lost(e) => {
+          self.conn = None;
+          if in_txn {
+            self.txn = Txn::Aborted;
+            return Err(txn_lost());
+          }
+          if kind == Kind::Rows && resends < RESENDS {
+            resends += 1; // a read may run again
+            continue;
+          }
+          return Err(lost(&e.to_string()));
+        }
+      };
+      let (code, message) = failure;
+      let not_leader = code == NOT_LEADER || (code == 12 && message.starts_with("no database opened"));
+      if not_leader {
+        self.conn = None;
+        if in_txn {
+          self.txn = Txn::Aborted;
+          return Err(txn_lost());
+        }
+        if resends < RESENDS {
+          resends += 1; // it did not run: the new leader runs it
+          continue;
+        }
+      }
+      if code & 0xff == ffi::SQLITE_BUSY as u64 {
+        let since = *busy_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < self.busy_timeout {
+          std::thread::sleep(backoff);
+          backoff = (backoff * 2).min(Duration::from_millis(8));
+          continue;
+        }
+      }
+      return Err(Error::sqlite(if code == 0 { 1 } else { code as i32 }, message));
+    }
+  }
+
+  /// The parts of a result after its first.
+  fn rest_of(&mut self, first: super::wire::RowsPart) -> Result<Ran, Error> {
+    let columns = first.columns;
+    let mut values: Vec<Value> = first.rows.into_iter().flatten().collect();
+    let mut more = first.more;
+    while more {
+      let conn = self.conn.as_mut().expect("the connection that answered");
+      match conn.next_part() {
+        Ok(Ok(part)) => {
+          values.extend(part.rows.into_iter().flatten());
+          more = part.more;
+        }
+        Ok(Err((code, message))) => return Err(Error::sqlite(code as i32, message)),
+        Err(e) => {
+          self.conn = None;
+          return Err(lost(&e.to_string()));
+        }
+      }
+    }
+    Ok(Ran::Rows { columns, values })
+  }
+}
+
+/// A bare `BEGIN` (or `BEGIN DEFERRED`) becomes `BEGIN IMMEDIATE` (see the module's comment).
+fn immediate(sql: &str) -> String {
+  let words = statement::words(sql);
+  let bare = match words.as_slice() {
+    [b] => b.eq_ignore_ascii_case("BEGIN"),
+    [b, w] => {
+      b.eq_ignore_ascii_case("BEGIN")
+        && (w.eq_ignore_ascii_case("TRANSACTION") || w.eq_ignore_ascii_case("DEFERRED"))
+    }
+    [b, d, t] => {
+      b.eq_ignore_ascii_case("BEGIN")
+        && d.eq_ignore_ascii_case("DEFERRED")
+        && t.eq_ignore_ascii_case("TRANSACTION")
+    }
+    _ => false,
+  };
+  if bare && !statement::has_tail(sql) {
+    "BEGIN IMMEDIATE".into()
+  } else {
+    sql.to_owned()
+  }
+}
+
+fn rows(columns: Vec<String>, values: Vec<Value>) -> Rows {
+  Rows {
+    shape: new_shape(columns),
+    values,
+  }
+}
+
+fn refused_returning() -> Error {
+  Error::sqlite(
+    ffi::SQLITE_ERROR,
+    "RETURNING on a write is refused on dqlite: dqlite 1.11 leaves such a write pending and its next write stops the leader; run the write, then SELECT what it wrote",
+  )
+}
+
+fn lost(why: &str) -> Error {
+  Error::Cluster {
+    code: ClusterCode::MasterLost,
+    message: format!(
+      "the dqlite leader was lost while this statement was on its way ({why}); it may or may not have run"
+    ),
+  }
+}
+
+fn txn_lost() -> Error {
+  Error::Cluster {
+    code: ClusterCode::TxnAborted,
+    message: "the transaction was lost with the dqlite leader: run ROLLBACK, then the transaction again"
+      .into(),
+  }
+}

@@ -51,7 +51,9 @@ class Database {
     this._bits = options.bits
     this._deferred = []
     const cluster = options.cluster
-    this._cluster = cluster ? { role: null, sock: cluster.sock, masterPid: null } : { role: 'standalone', sock: null, masterPid: null }
+    this._cluster = cluster ? { role: null, sock: cluster.sock, masterPid: null }
+      : filename.startsWith('dqlite://') ? { role: 'dqlite', sock: null, masterPid: null }
+        : { role: 'standalone', sock: null, masterPid: null }
     this._session = new Session(filename, (name, a, b) => this._event(name, a, b), cluster)
     openDatabase(this, options, callback)
   }

@@ -209,6 +209,7 @@ function parseOptions(input, defaults = {}) {
   if (readConnections !== undefined && !(Number.isInteger(readConnections) && readConnections >= 0 && readConnections <= 64)) {
     throw fail('readConnections', 'a whole number from 0 to 64 (0: every statement on the write connection)', readConnections)
   }
+  if (filename.startsWith('dqlite://')) return dqliteOptions(opts)
   const verbose = optionalBoolean(opts, 'verbose') ?? false
   let serve = optionalBoolean(opts, 'serve')
   let connect = optionalBoolean(opts, 'connect')
@@ -251,6 +252,45 @@ function parseOptions(input, defaults = {}) {
     transactionTimeout: optionalMs(opts, 'transactionTimeout'),
     journalMode: journalMode?.toLowerCase(),
     readConnections,
+  }
+}
+
+/** Options that mean nothing for a database on a dqlite cluster, and why (docs/dqlite.md). */
+const NOT_FOR_DQLITE = {
+  key: 'dqlite stores pages unencrypted (no SQLCipher on its nodes)',
+  bits: 'dqlite stores pages unencrypted (no SQLCipher on its nodes)',
+  serve: 'the dqlite nodes serve the database, not this process',
+  connect: 'every dqlite:// Database connects to the cluster\'s leader',
+  standalone: 'a dqlite:// Database is never standalone',
+  sock: 'dqlite nodes are reached over TCP at the addresses of the URL',
+  secret: 'dqlite has no client authentication',
+  journalMode: 'dqlite chooses the journal of its databases',
+  readConnections: 'dqlite runs every statement on its leader',
+  transactionTimeout: 'dqlite has no transaction timeout',
+}
+
+/** A `dqlite://host:port,…/name` filename: the options that apply to it. */
+function dqliteOptions(opts) {
+  for (const [name, why] of Object.entries(NOT_FOR_DQLITE)) {
+    if (opts[name] !== undefined) throw new TypeError(`sqlite3-cluster: option \`${name}\` does not apply to a dqlite:// database: ${why}`)
+  }
+  if (!/^dqlite:\/\/[^/]+\/[^/]+$/.test(opts.filename)) {
+    throw fail('filename', 'dqlite://host:port[,host:port...]/name', opts.filename)
+  }
+  const mode = opts.mode
+  if (mode !== undefined && (typeof mode !== 'number' || (mode | 0) !== mode)) {
+    throw fail('mode', 'node-sqlite3 open flags, e.g. OPEN_READWRITE | OPEN_CREATE', mode)
+  }
+  return {
+    filename: opts.filename,
+    mode: mode ?? (C.OPEN_READWRITE | C.OPEN_CREATE | C.OPEN_FULLMUTEX),
+    verbose: optionalBoolean(opts, 'verbose') ?? false,
+    standalone: true,
+    serve: false,
+    connect: false,
+    sock: null,
+    connectTimeout: optionalMs(opts, 'connectTimeout'),
+    busyTimeout: optionalMs(opts, 'busyTimeout'),
   }
 }
 

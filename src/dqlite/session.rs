@@ -17,8 +17,9 @@
 //! - **A lost leader.** A request refused by a node that is not the leader (`NOT_LEADER`, or
 //!   1.11's "no database opened" after it led again) did not run: it goes to the new leader, as
 //!   does a request whose connection was found closed before it was sent. A read whose
-//!   connection was lost is sent again too. A write whose connection was lost may or
-//!   may not have run, so it fails with `CLUSTER_MASTER_LOST` and is never sent again. Any loss
+//!   connection was lost is sent again too. A write whose connection was lost, or whose leader
+//!   lost its leadership while committing it (`LEADERSHIP_LOST`), may or may not have run, so
+//!   it fails with `CLUSTER_MASTER_LOST` and is never sent again. Any loss
 //!   inside a transaction takes the transaction with it: the session's statements then fail with
 //!   `CLUSTER_TXN_ABORTED` until it sends `ROLLBACK` (answered here).
 
@@ -39,6 +40,9 @@ use crate::value::{Params, Value};
 
 /// `SQLITE_IOERR_NOT_LEADER`: refused before running, by a node that does not lead.
 const NOT_LEADER: u64 = 10 | (40 << 8);
+/// `SQLITE_IOERR_LEADERSHIP_LOST`: the write was handed to Raft, then leadership went: it may
+/// still commit.
+const LEADERSHIP_LOST: u64 = 10 | (41 << 8);
 /// How long finding a leader may take, at open and after a loss.
 const FIND_LEADER_WITHIN: Duration = Duration::from_secs(10);
 /// How long a node may take to answer one request.
@@ -104,6 +108,7 @@ impl DqliteSession {
       busy_timeout: Duration::ZERO,
       txn: Txn::None,
       window: window.clone(),
+      last: (0, 0),
     };
     // If the thread cannot start, sending to it fails and `send` answers the requests.
     let _ = std::thread::Builder::new()
@@ -196,6 +201,10 @@ struct Worker {
   busy_timeout: Duration,
   txn: Txn,
   window: Arc<Window>,
+  /// The connection's last insert rowid and change count, as its last execution reported
+  /// them: what node-sqlite3's `run()` of a query reports (`sqlite3_last_insert_rowid`,
+  /// `sqlite3_changes`, which a query does not change).
+  last: (i64, u64),
 }
 
 /// What became of one statement on the cluster.
@@ -230,10 +239,13 @@ impl Worker {
   /// Runs one request; `None` when it answered itself (an `each()`).
   fn handle(&mut self, id: u32, request: Request) -> Option<Response> {
     Some(match request {
-      Request::Open(options) => match Target::parse(&options.filename).and_then(|target| self.open(target)) {
-        Ok(()) => Response::Done,
-        Err(e) => Response::Error(e),
-      },
+      Request::Open(options) => {
+        self.busy_timeout = Duration::from_millis(options.busy_timeout_ms.max(0) as u64);
+        match Target::parse(&options.filename).and_then(|target| self.open(target)) {
+          Ok(()) => Response::Done,
+          Err(e) => Response::Error(e),
+        }
+      }
       Request::Query { sql, params, mode } => return self.query(id, &sql, &params, mode),
       Request::Exec { sql } => match self.exec(&sql) {
         Ok(()) => Response::Done,
@@ -321,6 +333,7 @@ impl Worker {
     let response = match result {
       Err(e) => Response::Error(e),
       Ok(Ran::Done { last_id, changes }) => {
+        self.last = (last_id, changes);
         self.follow_transaction(&sql);
         match mode {
           Mode::Run => Response::Run {
@@ -337,8 +350,8 @@ impl Worker {
         let width = columns.len().max(1);
         match mode {
           Mode::Run => Response::Run {
-            last_id: 0,
-            changes: 0,
+            last_id: self.last.0,
+            changes: self.last.1 as i64,
           },
           Mode::Get => {
             let first = values.into_iter().take(width).collect::<Vec<_>>();
@@ -497,6 +510,14 @@ impl Worker {
           resends += 1; // it did not run: the new leader runs it
           continue;
         }
+      }
+      if code == LEADERSHIP_LOST {
+        self.conn = None;
+        if in_txn {
+          self.txn = Txn::Aborted;
+          return Err(txn_lost());
+        }
+        return Err(lost("the leader lost its leadership while committing"));
       }
       if code & 0xff == ffi::SQLITE_BUSY as u64 {
         let since = *busy_since.get_or_insert_with(Instant::now);

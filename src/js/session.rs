@@ -13,6 +13,7 @@ use super::convert;
 use super::outbox::Outbox;
 use crate::backend::{Backend, Unavailable};
 use crate::cluster::node::{Intent, Membership, NodeOptions};
+use crate::dqlite::session::DqliteSession;
 use crate::engine::{Engine, Sink};
 use crate::protocol::{
   BackupOp, FirstResult, Key, LegacyKey, Mode, OpenOptions, Outgoing, PragmaKey, Request, Response, Script,
@@ -79,13 +80,16 @@ pub struct NativeSession {
 impl NativeSession {
   /// A new session of the engine of `filename` (shared with every other session of the same
   /// file in this process). `dispatch(batch, resetShapes)` receives its answers.
-  /// With `cluster`, the session joins the cluster of `cluster.sock` instead.
+  /// With `cluster`, the session joins the cluster of `cluster.sock` instead; a `dqlite://`
+  /// filename makes it a session on that dqlite cluster.
   #[napi(constructor)]
   pub fn new(env: Env, filename: String, dispatch: Unknown, cluster: Option<ClusterOptions>) -> Result<Self> {
     // SAFETY: the constructor runs on the JavaScript thread, inside the call from JavaScript, so
     // `env` is live and `dispatch` is a handle of this call's scope: `Outbox::new`'s contract.
     let outbox = unsafe { Outbox::new(env.raw(), dispatch.raw()) }.map_err(|e| type_error(&env, e))?;
     let backend: Box<dyn Backend> = match cluster {
+      // A database on a dqlite cluster (docs/dqlite.md): no engine of this process.
+      None if filename.starts_with("dqlite://") => Box::new(DqliteSession::start(outbox.clone())),
       None => Box::new(Engine::for_file(&filename).attach(outbox.clone())),
       Some(cluster) => {
         let intent = match cluster.intent.as_str() {

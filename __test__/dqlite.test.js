@@ -86,6 +86,38 @@ describeCluster('a Database on a 3-node dqlite cluster', () => {
     await new Promise((resolve) => db.close(resolve))
   })
 
+  test('prepared statements answer as node-sqlite3\'s: bound values, a get() cursor, reset, finalize', async () => {
+    const db = await ours.create(cluster.url('prepared'))
+    const real = new sqlite3.Database(':memory:')
+    const steps = async (d) => {
+      const out = []
+      const stmtCall = (stmt, method, ...args) => new Promise((resolve) => {
+        stmt[method](...args, function (err, row) {
+          resolve(err ? { code: err.code } : method === 'run' ? { lastID: this.lastID, changes: this.changes } : row ?? null)
+        })
+      })
+      await call(d, 'run', 'CREATE TABLE p(id INTEGER PRIMARY KEY, v)')
+      const insert = d.prepare('INSERT INTO p(v) VALUES (?)')
+      for (const v of ['a', 'b', 'c']) out.push(await stmtCall(insert, 'run', [v]))
+      const byId = d.prepare('SELECT v FROM p WHERE id = $id')
+      out.push(await stmtCall(byId, 'get', { $id: 2 }))
+      const every = d.prepare('SELECT id, v FROM p ORDER BY id')
+      // get() without values goes on from the last row it gave, and stays at the end.
+      for (let i = 0; i < 5; i++) out.push(await stmtCall(every, 'get'))
+      await new Promise((resolve) => every.reset(resolve))
+      out.push(await stmtCall(every, 'get'))
+      out.push(await stmtCall(every, 'all'))
+      out.push(await stmtCall(insert, 'bind', ['d']))
+      out.push(await stmtCall(insert, 'run'))
+      out.push(await new Promise((resolve) => d.prepare('SELEC 1', (err) => resolve(err ? { code: err.code } : 'compiled'))))
+      for (const stmt of [insert, byId, every]) await new Promise((resolve) => stmt.finalize(resolve))
+      return out
+    }
+    expect(await steps(db)).toEqual(await steps(real))
+    await new Promise((resolve) => real.close(resolve))
+    await new Promise((resolve) => db.close(resolve))
+  })
+
   test('guarded inputs are refused with clear errors, and every node is still alive after them', async () => {
     const db = await ours.create(cluster.url('guards'))
     await call(db, 'run', 'CREATE TABLE g(id INTEGER PRIMARY KEY, x, d DATETIME)')

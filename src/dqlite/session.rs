@@ -23,6 +23,7 @@
 //!   inside a transaction takes the transaction with it: the session's statements then fail with
 //!   `CLUSTER_TXN_ABORTED` until it sends `ROLLBACK` (answered here).
 
+use std::collections::HashMap;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -30,12 +31,12 @@ use std::time::{Duration, Instant};
 use rusqlite::ffi;
 
 use super::connection::{Connection, Outcome};
-use super::statement::{self, Kind};
+use super::statement::{self, Kind, Parameters};
 use super::wire::{Request as Wire, Response as Answer};
 use crate::backend::Backend;
 use crate::engine::{begins_transaction, is_rollback, new_shape, Sink};
 use crate::error::{ClusterCode, Error};
-use crate::protocol::{Mode, Outgoing, Request, Response, Rows, Setting};
+use crate::protocol::{Mode, Outgoing, Request, Response, Rows, Setting, Shape};
 use crate::value::{Params, Value};
 
 /// `SQLITE_IOERR_NOT_LEADER`: refused before running, by a node that does not lead.
@@ -109,6 +110,7 @@ impl DqliteSession {
       txn: Txn::None,
       window: window.clone(),
       last: (0, 0),
+      statements: HashMap::new(),
     };
     // If the thread cannot start, sending to it fails and `send` answers the requests.
     let _ = std::thread::Builder::new()
@@ -205,6 +207,42 @@ struct Worker {
   /// them: what node-sqlite3's `run()` of a query reports (`sqlite3_last_insert_rowid`,
   /// `sqlite3_changes`, which a query does not change).
   last: (i64, u64),
+  /// Its prepared statements, by the id JavaScript gave them.
+  statements: HashMap<u32, Prepared>,
+}
+
+/// A prepared statement: its SQL, its parameters' numbers, the values bound to them, and what
+/// is left of its last `get()`.
+struct Prepared {
+  sql: String,
+  layout: Parameters,
+  bound: Vec<Value>,
+  cursor: Option<Cursor>,
+}
+
+/// The rows a prepared statement's `get()` has not given yet.
+struct Cursor {
+  shape: Arc<Shape>,
+  values: Vec<Value>,
+  /// The first value of the next row.
+  next: usize,
+}
+
+impl Cursor {
+  /// The next row, or `None` at the end (where it stays).
+  fn next_row(&mut self) -> Option<Rows> {
+    let width = self.shape.columns.len().max(1);
+    if self.next >= self.values.len() {
+      return None;
+    }
+    let end = (self.next + width).min(self.values.len());
+    let row = self.values[self.next..end].to_vec();
+    self.next = end;
+    Some(Rows {
+      shape: self.shape.clone(),
+      values: row,
+    })
+  }
 }
 
 /// What became of one statement on the cluster.
@@ -247,6 +285,20 @@ impl Worker {
         }
       }
       Request::Query { sql, params, mode } => return self.query(id, &sql, &params, mode),
+      Request::Prepare { stmt, sql } => self.prepare(stmt, sql),
+      Request::Bind { stmt, params } => self.bind(stmt, &params),
+      Request::Execute { stmt, params, mode } => return self.execute(id, stmt, &params, mode),
+      Request::Reset { stmt } => match self.statements.get_mut(&stmt) {
+        Some(prepared) => {
+          prepared.cursor = None;
+          Response::Done
+        }
+        None => Response::Dropped,
+      },
+      Request::Finalize { stmt } => match self.statements.remove(&stmt) {
+        Some(_) => Response::Done,
+        None => Response::Dropped,
+      },
       Request::Exec { sql } => match self.exec(&sql) {
         Ok(()) => Response::Done,
         Err(e) => Response::Error(e),
@@ -256,6 +308,10 @@ impl Worker {
         Response::Done
       }
       Request::Configure(_) | Request::Wait => Response::Done,
+      Request::Close if !self.statements.is_empty() => Response::Error(Error::sqlite(
+        ffi::SQLITE_BUSY,
+        "unable to close due to unfinalized statements or unfinished backups",
+      )),
       Request::Close => {
         self.conn = None;
         self.target = None;
@@ -310,27 +366,30 @@ impl Worker {
   }
 
   fn query(&mut self, id: u32, sql: &str, params: &Params, mode: Mode) -> Option<Response> {
+    if let Some(refused) = refused(sql) {
+      return Some(Response::Error(refused));
+    }
+    match statement::bind(params, &statement::parameters(sql)) {
+      Ok(values) => self.statement(id, sql, &values, mode, None),
+      Err(e) => Some(Response::Error(Error::sqlite(ffi::SQLITE_RANGE, e.0))),
+    }
+  }
+
+  /// Runs `sql` (checked by `refused` already) with `values` and answers as `mode` asks. A
+  /// `get()` of a prepared statement keeps the other rows in `cursor` for the next `get()`s.
+  fn statement(
+    &mut self,
+    id: u32,
+    sql: &str,
+    values: &[Value],
+    mode: Mode,
+    cursor: Option<&mut Option<Cursor>>,
+  ) -> Option<Response> {
     if self.txn == Txn::Aborted {
       return Some(self.aborted(sql, mode));
     }
-    let ran = statement::parameters(sql);
-    let values = match statement::bind(params, &ran) {
-      Ok(values) => values,
-      Err(e) => return Some(Response::Error(Error::sqlite(ffi::SQLITE_RANGE, e.0))),
-    };
-    let kind = statement::kind(sql);
-    if kind == Kind::WriteWithRows {
-      return Some(Response::Error(refused_returning()));
-    }
-    if statement::has_tail(sql) {
-      return Some(Response::Error(Error::sqlite(
-        ffi::SQLITE_ERROR,
-        "dqlite runs one statement per call here: split the SQL, or use exec() for a script without parameters",
-      )));
-    }
     let sql = immediate(sql);
-    let result = self.run(&sql, &values, kind);
-    let response = match result {
+    let response = match self.run(&sql, values, statement::kind(&sql)) {
       Err(e) => Response::Error(e),
       Ok(Ran::Done { last_id, changes }) => {
         self.last = (last_id, changes);
@@ -347,16 +406,22 @@ impl Worker {
       }
       Ok(Ran::Rows { columns, values }) => {
         self.follow_transaction(&sql);
-        let width = columns.len().max(1);
         match mode {
           Mode::Run => Response::Run {
             last_id: self.last.0,
             changes: self.last.1 as i64,
           },
           Mode::Get => {
-            let first = values.into_iter().take(width).collect::<Vec<_>>();
-            let found = !first.is_empty();
-            Response::Row(found.then(|| rows(columns, first)))
+            let mut rest = Cursor {
+              shape: new_shape(columns),
+              values,
+              next: 0,
+            };
+            let row = rest.next_row();
+            if let Some(cursor) = cursor {
+              *cursor = Some(rest);
+            }
+            Response::Row(row)
           }
           Mode::All => Response::Rows(rows(columns, values)),
           Mode::Each => {
@@ -367,6 +432,90 @@ impl Worker {
       }
     };
     Some(response)
+  }
+
+  /// `db.prepare()`: the statement is kept here and checked by the leader (PREPARE, then
+  /// FINALIZE), so that SQL that does not compile fails now, as in node-sqlite3. Each run sends
+  /// its SQL again (QUERY_SQL, EXEC_SQL): no statement id of a connection outlives a failover.
+  fn prepare(&mut self, stmt: u32, sql: String) -> Response {
+    let checked = refused(&sql).map_or_else(|| self.compiles(&sql), Err);
+    match checked {
+      Ok(()) => {
+        let layout = statement::parameters(&sql);
+        self.statements.insert(
+          stmt,
+          Prepared {
+            sql,
+            layout,
+            bound: Vec::new(),
+            cursor: None,
+          },
+        );
+        Response::Done
+      }
+      Err(e) => Response::Error(e),
+    }
+  }
+
+  /// Whether the leader compiles `sql`. A connection lost meanwhile says nothing: the statement
+  /// fails when it runs, if it must.
+  fn compiles(&mut self, sql: &str) -> Result<(), Error> {
+    let conn = self.connection()?;
+    let db = conn.db;
+    match conn.call(Wire::Prepare { db, sql }) {
+      Outcome::Answered(Answer::Stmt { id, .. }) => {
+        let _ = conn.call(Wire::Finalize { db, stmt: id });
+        Ok(())
+      }
+      Outcome::Answered(Answer::Failure { code, message }) => {
+        Err(Error::sqlite(if code == 0 { 1 } else { code as i32 }, message))
+      }
+      Outcome::Refused(refused) => Err(Error::sqlite(ffi::SQLITE_MISMATCH, refused.0.to_string())),
+      Outcome::Answered(_) | Outcome::Lost(_) => {
+        self.conn = None;
+        Ok(())
+      }
+    }
+  }
+
+  /// `Statement#bind`: new values for the next runs; a `get()` cursor starts over.
+  fn bind(&mut self, stmt: u32, params: &Params) -> Response {
+    let Some(prepared) = self.statements.get_mut(&stmt) else {
+      return Response::Dropped;
+    };
+    match statement::bind(params, &prepared.layout) {
+      Ok(values) => {
+        prepared.bound = values;
+        prepared.cursor = None;
+        Response::Done
+      }
+      Err(e) => Response::Error(Error::sqlite(ffi::SQLITE_RANGE, e.0)),
+    }
+  }
+
+  /// `Statement#run/get/all/each`: with parameters, they are bound first; without, `get()`
+  /// goes on from the last row it gave (and stays at the end), the others start over.
+  fn execute(&mut self, id: u32, stmt: u32, params: &Params, mode: Mode) -> Option<Response> {
+    if !params.is_none() {
+      if let response @ Response::Error(_) = self.bind(stmt, params) {
+        return Some(response);
+      }
+    }
+    let Some(prepared) = self.statements.get_mut(&stmt) else {
+      return Some(Response::Dropped);
+    };
+    if mode == Mode::Get {
+      if let Some(cursor) = prepared.cursor.as_mut() {
+        return Some(Response::Row(cursor.next_row()));
+      }
+    }
+    let (sql, values) = (prepared.sql.clone(), prepared.bound.clone());
+    let mut cursor = None;
+    let response = self.statement(id, &sql, &values, mode, Some(&mut cursor));
+    if let Some(prepared) = self.statements.get_mut(&stmt) {
+      prepared.cursor = cursor;
+    }
+    response
   }
 
   /// Delivers an `each()`'s rows in chunks, paced by the receiver (`Window`).
@@ -582,6 +731,20 @@ fn rows(columns: Vec<String>, values: Vec<Value>) -> Rows {
     shape: new_shape(columns),
     values,
   }
+}
+
+/// Why `sql` is not sent at all: a write with `RETURNING`, or a second statement after the
+/// first (docs/dqlite.md#statements).
+fn refused(sql: &str) -> Option<Error> {
+  if statement::kind(sql) == Kind::WriteWithRows {
+    return Some(refused_returning());
+  }
+  statement::has_tail(sql).then(|| {
+    Error::sqlite(
+      ffi::SQLITE_ERROR,
+      "dqlite runs one statement per call here: split the SQL, or use exec() for a script without parameters",
+    )
+  })
 }
 
 fn refused_returning() -> Error {

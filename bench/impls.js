@@ -154,7 +154,24 @@ const v1Client = {
   },
 }
 
-const IMPLS = [cluster, nodeSqlite3, better, clusterClient, v1Client]
+const dqlite = {
+  key: 'dqlite',
+  label: 'dqlite (3 nodes)',
+  kind: 'callback',
+  // A Database on a 3-node dqlite cluster on this machine (bench/dqlite.js); nothing to set:
+  // dqlite chooses its journal.
+  open(filename) {
+    return require('./dqlite').open(filename)
+  },
+  close: closeCallbackDb,
+  async version(db) {
+    return `dqlite 1.11, SQLite ${(await getP(db, 'SELECT sqlite_version() AS v')).v}`
+  },
+}
+
+// dqlite runs only where its node program was built (npm run build:dqlite-node).
+const dqliteBuilt = require('../__test__/fixtures/dqlite-cluster').built
+const IMPLS = [cluster, nodeSqlite3, better, clusterClient, v1Client, ...(dqliteBuilt ? [dqlite] : [])]
 const byKey = (key) => {
   const impl = IMPLS.find((i) => i.key === key)
   if (!impl) throw new Error(`unknown implementation ${key}`)

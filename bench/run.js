@@ -54,6 +54,15 @@ const SECTIONS = [
       '1.x client: no serialize() (it throws), so its transaction is sent without it and its master runs it in node-sqlite3\'s parallel mode; its each() is broken (not measured).',
     ],
   },
+  {
+    title: 'Beyond one machine: a 3-node dqlite cluster on this machine (docs/dqlite.md)',
+    subject: 'dqlite',
+    columns: ['dqlite', 'cluster-client', 'sqlite3'],
+    ratioVs: ['cluster-client', 'sqlite3'],
+    notes: [
+      'dqlite: three nodes of the package\'s node program on 127.0.0.1 (--latency-ms 10); every write is a Raft commit on a majority, every read goes through the leader.',
+    ],
+  },
 ]
 
 function forkEachChild(impl, file) {

@@ -1,0 +1,76 @@
+'use strict'
+// The dqlite implementation's cluster for the benchmark: three nodes of the package's node
+// program on 127.0.0.1 (`--latency-ms 10`), started once per process when a workload first opens
+// a dqlite Database, stopped (SIGKILL, by pid) when the process exits. A workload's database file
+// becomes a dqlite database of the same base name, with the file's tables and rows copied in
+// once (dqlite keeps no SQLite file: each node holds the database in memory).
+
+const path = require('path')
+const Database = require(path.join(__dirname, '..', 'node_modules', 'better-sqlite3'))
+const { Cluster, built, BIN } = require('../__test__/fixtures/dqlite-cluster')
+
+let started = null
+const loaded = new Map() // file -> dqlite database name
+
+function call(db, method, sql, params = []) {
+  return new Promise((resolve, reject) => db[method](sql, params, (err, row) => (err ? reject(err) : resolve(row))))
+}
+
+async function cluster() {
+  if (!built) throw new Error(`the dqlite node program is not built (${BIN}): npm run build:dqlite-node`)
+  if (!started) {
+    started = (async () => {
+      const c = await Cluster.create(3)
+      process.on('exit', () => {
+        for (const node of c.nodes) if (c.alive(node)) process.kill(node.child.pid, 'SIGKILL')
+      })
+      await c.startAll()
+      // The nodes must not keep the benchmark's process alive: it kills them as it exits.
+      for (const node of c.nodes) {
+        node.child.unref()
+        node.child.stderr.destroy()
+      }
+      return c
+    })()
+  }
+  return started
+}
+
+/** A Database (create()) on the dqlite copy of `file`. */
+async function open(file) {
+  const c = await cluster()
+  const { create } = require('..')
+  let name = loaded.get(file)
+  const db = await create({ filename: c.url(name || path.basename(file, '.db')), busyTimeout: 10000 })
+  if (!name) {
+    await copyInto(db, file)
+    loaded.set(file, path.basename(file, '.db'))
+  }
+  return db
+}
+
+/** The tables of the SQLite file `file`, with their rows, into the dqlite database `db`. */
+async function copyInto(db, file) {
+  const source = new Database(file, { readonly: true })
+  try {
+    const tables = source.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'table'").all()
+    for (const { name, sql } of tables) {
+      await call(db, 'run', sql.replace(/^CREATE TABLE/i, 'CREATE TABLE IF NOT EXISTS'))
+      const rows = source.prepare(`SELECT * FROM "${name}"`).raw().all()
+      if (!rows.length) continue
+      const insert = db.prepare(`INSERT INTO "${name}" VALUES (${rows[0].map(() => '?').join(', ')})`)
+      for (let i = 0; i < rows.length; i += 1000) {
+        await call(db, 'run', 'BEGIN')
+        for (const row of rows.slice(i, i + 1000)) {
+          await new Promise((resolve, reject) => insert.run(row, (err) => (err ? reject(err) : resolve())))
+        }
+        await call(db, 'run', 'COMMIT')
+      }
+      await new Promise((resolve) => insert.finalize(resolve))
+    }
+  } finally {
+    source.close()
+  }
+}
+
+module.exports = { open }

@@ -48,8 +48,9 @@ const LEADERSHIP_LOST: u64 = 10 | (41 << 8);
 const FIND_LEADER_WITHIN: Duration = Duration::from_secs(10);
 /// How long a node may take to answer one request.
 const ANSWER_WITHIN: Duration = Duration::from_secs(10);
-/// `each()` chunks sent ahead of the receiver's acknowledgements, at most.
+/// `each()` chunks sent ahead of the receiver's acknowledgements, at most, and rows per chunk.
 const WINDOW: u32 = 4;
+const CHUNK_ROWS: usize = 256;
 /// How many times a request refused by a node that does not lead goes to the next leader.
 const RESENDS: u32 = 5;
 
@@ -111,6 +112,7 @@ impl DqliteSession {
       window: window.clone(),
       last: (0, 0),
       statements: HashMap::new(),
+      streaming: None,
     };
     // If the thread cannot start, sending to it fails and `send` answers the requests.
     let _ = std::thread::Builder::new()
@@ -209,6 +211,8 @@ struct Worker {
   last: (i64, u64),
   /// Its prepared statements, by the id JavaScript gave them.
   statements: HashMap<u32, Prepared>,
+  /// The request whose `each()` the statement being run answers: its rows go out part by part.
+  streaming: Option<u32>,
 }
 
 /// A prepared statement: its SQL, its parameters' numbers, the values bound to them, and what
@@ -247,6 +251,8 @@ impl Cursor {
 
 /// What became of one statement on the cluster.
 enum Ran {
+  /// Its rows went out as the `each()` of `streaming`, which is answered.
+  Streamed,
   /// EXEC_SQL's answer.
   Done { last_id: i64, changes: u64 },
   /// QUERY_SQL's rows, all parts (or, for an `each()`, those not delivered yet).
@@ -389,8 +395,15 @@ impl Worker {
       return Some(self.aborted(sql, mode));
     }
     let sql = immediate(sql);
-    let response = match self.run(&sql, values, statement::kind(&sql)) {
+    self.streaming = (mode == Mode::Each).then_some(id);
+    let ran = self.run(&sql, values, statement::kind(&sql));
+    self.streaming = None;
+    let response = match ran {
       Err(e) => Response::Error(e),
+      Ok(Ran::Streamed) => {
+        self.follow_transaction(&sql);
+        return None;
+      }
       Ok(Ran::Done { last_id, changes }) => {
         self.last = (last_id, changes);
         self.follow_transaction(&sql);
@@ -423,11 +436,8 @@ impl Worker {
             }
             Response::Row(row)
           }
-          Mode::All => Response::Rows(rows(columns, values)),
-          Mode::Each => {
-            self.stream(id, columns, values);
-            return None;
-          }
+          // An `each()`'s rows were streamed (`Ran::Streamed`): none come here.
+          Mode::All | Mode::Each => Response::Rows(rows(columns, values)),
         }
       }
     };
@@ -518,31 +528,6 @@ impl Worker {
     response
   }
 
-  /// Delivers an `each()`'s rows in chunks, paced by the receiver (`Window`).
-  fn stream(&mut self, id: u32, columns: Vec<String>, values: Vec<Value>) {
-    const CHUNK_ROWS: usize = 256;
-    let width = columns.len().max(1);
-    let shape = new_shape(columns);
-    for chunk in values.chunks(CHUNK_ROWS * width) {
-      if !self.window.acquire() {
-        return;
-      }
-      let rows = Rows {
-        shape: shape.clone(),
-        values: chunk.to_vec(),
-      };
-      self.sink.send(Outgoing::Reply {
-        id,
-        response: Response::Chunk(rows),
-      });
-      self.sink.flush();
-    }
-    self.sink.send(Outgoing::Reply {
-      id,
-      response: Response::EachEnd { error: None },
-    });
-  }
-
   /// `exec()`: every statement of a script, without parameters.
   fn exec(&mut self, sql: &str) -> Result<(), Error> {
     if self.txn == Txn::Aborted {
@@ -627,7 +612,12 @@ impl Worker {
             changes,
           })
         }
-        Outcome::Answered(Answer::Rows(part)) => return self.rest_of(part),
+        Outcome::Answered(Answer::Rows(part)) => {
+          return match self.streaming {
+            Some(id) => Ok(self.stream_parts(id, part)),
+            None => self.rest_of(part),
+          }
+        }
         Outcome::Answered(Answer::Failure { code, message }) => (code, message),
         Outcome::Answered(_) => {
           self.conn = None;
@@ -678,6 +668,56 @@ impl Worker {
       }
       return Err(Error::sqlite(if code == 0 { 1 } else { code as i32 }, message));
     }
+  }
+
+  /// Delivers a result's rows as the `each()` of request `id` while its parts arrive, in chunks
+  /// of `CHUNK_ROWS` paced by the receiver (`Window`): memory stays flat for any result, and a
+  /// receiver that stops reading stops the server too (dqlite sends the next part only once
+  /// the last was read). An error after some rows ends the stream with it.
+  fn stream_parts(&mut self, id: u32, first: super::wire::RowsPart) -> Ran {
+    let width = first.columns.len().max(1);
+    let shape = new_shape(first.columns);
+    let mut pending: Vec<Value> = first.rows.into_iter().flatten().collect();
+    let mut more = first.more;
+    let end = loop {
+      while pending.len() >= CHUNK_ROWS * width || (!more && !pending.is_empty()) {
+        if !self.window.acquire() {
+          // The session left: the rest of the result is never read, so the connection goes.
+          self.conn = None;
+          return Ran::Streamed;
+        }
+        let rest = pending.split_off((CHUNK_ROWS * width).min(pending.len()));
+        let rows = Rows {
+          shape: shape.clone(),
+          values: std::mem::replace(&mut pending, rest),
+        };
+        self.sink.send(Outgoing::Reply {
+          id,
+          response: Response::Chunk(rows),
+        });
+        self.sink.flush();
+      }
+      if !more {
+        break None;
+      }
+      let conn = self.conn.as_mut().expect("the connection that answered");
+      match conn.next_part() {
+        Ok(Ok(part)) => {
+          pending.extend(part.rows.into_iter().flatten());
+          more = part.more;
+        }
+        Ok(Err((code, message))) => break Some(Error::sqlite(code as i32, message)),
+        Err(e) => {
+          self.conn = None;
+          break Some(lost(&e.to_string()));
+        }
+      }
+    };
+    self.sink.send(Outgoing::Reply {
+      id,
+      response: Response::EachEnd { error: end },
+    });
+    Ran::Streamed
   }
 
   /// The parts of a result after its first.

@@ -419,27 +419,48 @@ mod sessions {
       db.sql("SELECT v FROM t WHERE id = 99", vec![], Mode::Get),
       Reply::Row(None)
     );
-    // each() in chunks, acknowledged one by one.
+    // each() in chunks of rows delivered while the result's parts arrive, no more than the
+    // window ahead of the receiver: unacknowledged, the stream stops (and with it the server,
+    // which sends a part only once the last was read); acknowledged, it goes on to its end.
     db.call(Call::Exec {
-      sql: "INSERT INTO t(v) WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 998) SELECT n FROM s".into(),
+      sql: "INSERT INTO t(v) WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 2998) SELECT n FROM s".into(),
     });
     let id = db.send(Call::Query {
-      sql: "SELECT id FROM t ORDER BY id".into(),
+      sql: "SELECT id, v FROM t ORDER BY id".into(),
       params: Params::None,
       mode: Mode::Each,
     });
-    let mut seen = 0;
+    let mut chunks = Vec::new();
+    while let Ok(Outgoing::Reply { response, .. }) = db.inbox.recv_timeout(Duration::from_millis(500)) {
+      chunks.push(response);
+    }
+    assert_eq!(
+      chunks.len(),
+      4,
+      "the window's worth of chunks, then nothing until acknowledged"
+    );
+    assert!(chunks.iter().all(|c| matches!(c, Reply::Chunk(_))));
+    let mut seen: usize = chunks
+      .iter()
+      .map(|c| match c {
+        Reply::Chunk(rows) => rows.len(),
+        _ => 0,
+      })
+      .sum();
+    for _ in 0..chunks.len() {
+      db.session.resume();
+    }
     loop {
       match db.reply(id) {
         Reply::Chunk(rows) => {
-          seen += rows.values.len();
+          seen += rows.len();
           db.session.resume();
         }
         Reply::EachEnd { error: None } => break,
         other => panic!("{other:?}"),
       }
     }
-    assert_eq!(seen, 1000);
+    assert_eq!(seen, 3000);
     // The guards: RETURNING (which would stop a 1.11 leader), a second statement, NUL in text,
     // too many parameters, a position out of range.
     let returning = error(db.sql("INSERT INTO t(v) VALUES (1) RETURNING id", vec![], Mode::All));
@@ -472,7 +493,7 @@ mod sessions {
     // The cluster is still whole after the guarded cases.
     assert_eq!(
       values(db.sql("SELECT count(*) FROM t", vec![], Mode::All)),
-      vec![Value::Integer(1000)]
+      vec![Value::Integer(3000)]
     );
     assert_eq!(db.call(Call::Close), Reply::Done);
   }

@@ -189,12 +189,20 @@ impl Connection {
   /// sent on this connection at all, and is not in doubt. A node killed with its sockets open
   /// at the kernel is seen here at once.
   pub fn is_closed(&self) -> bool {
-    if self.stream.set_nonblocking(true).is_err() {
-      return true;
-    }
-    let mut byte = [0u8; 1];
-    let closed = !matches!(self.stream.peek(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
-    closed || self.stream.set_nonblocking(false).is_err()
+    let mut byte = 0u8;
+    // SAFETY: the descriptor is this connection's open socket, and `byte` is a one-byte buffer
+    // that lives for the call. MSG_PEEK leaves the byte unread; MSG_DONTWAIT answers at once
+    // without changing the socket's blocking mode (one system call per request).
+    let n = unsafe {
+      libc::recv(
+        self.stream.as_raw_fd(),
+        (&mut byte as *mut u8).cast(),
+        1,
+        libc::MSG_PEEK | libc::MSG_DONTWAIT,
+      )
+    };
+    let nothing_waiting = n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock;
+    !nothing_waiting
   }
 
   /// Sends `request` and reads its answer (a FAILURE is an answer). For a query, this is its

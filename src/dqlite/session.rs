@@ -346,13 +346,8 @@ impl Worker {
   /// The connection to the leader, found again if the last one was lost.
   fn connection(&mut self) -> Result<&mut Connection, Error> {
     if self.conn.as_ref().is_some_and(Connection::is_closed) {
-      // Lost before this request was sent: it is not in doubt, and goes to the new leader. A
-      // transaction open on the old leader is gone with it.
-      self.conn = None;
-      if self.txn == Txn::Open {
-        self.txn = Txn::Aborted;
-        return Err(txn_lost());
-      }
+      // Lost before this request was sent: it is not in doubt, and goes to the new leader.
+      self.leave_connection()?;
     }
     if self.conn.is_none() {
       let target = self
@@ -581,13 +576,23 @@ impl Worker {
     }
   }
 
+  /// Gives up the connection to a leader that is gone: a transaction open there is gone with
+  /// it (`CLUSTER_TXN_ABORTED` until `ROLLBACK`).
+  fn leave_connection(&mut self) -> Result<(), Error> {
+    self.conn = None;
+    if self.txn == Txn::Open {
+      self.txn = Txn::Aborted;
+      return Err(txn_lost());
+    }
+    Ok(())
+  }
+
   /// Sends one statement until it is answered, following the rules of the module's comment.
   fn run(&mut self, sql: &str, values: &[Value], kind: Kind) -> Result<Ran, Error> {
     let mut busy_since: Option<Instant> = None;
     let mut backoff = Duration::from_millis(1);
     let mut resends = 0;
     loop {
-      let in_txn = self.txn == Txn::Open;
       let conn = self.connection()?;
       let db = conn.db;
       let request = match kind {
@@ -625,11 +630,7 @@ impl Worker {
         }
         Outcome::Refused(refused) => return Err(Error::sqlite(ffi::SQLITE_MISMATCH, refused.0.to_string())),
         Outcome::Lost(e) => {
-          self.conn = None;
-          if in_txn {
-            self.txn = Txn::Aborted;
-            return Err(txn_lost());
-          }
+          self.leave_connection()?;
           if kind == Kind::Rows && resends < RESENDS {
             resends += 1; // a read may run again
             continue;
@@ -640,22 +641,14 @@ impl Worker {
       let (code, message) = failure;
       let not_leader = code == NOT_LEADER || (code == 12 && message.starts_with("no database opened"));
       if not_leader {
-        self.conn = None;
-        if in_txn {
-          self.txn = Txn::Aborted;
-          return Err(txn_lost());
-        }
+        self.leave_connection()?;
         if resends < RESENDS {
           resends += 1; // it did not run: the new leader runs it
           continue;
         }
       }
       if code == LEADERSHIP_LOST {
-        self.conn = None;
-        if in_txn {
-          self.txn = Txn::Aborted;
-          return Err(txn_lost());
-        }
+        self.leave_connection()?;
         return Err(lost("the leader lost its leadership while committing"));
       }
       if code & 0xff == ffi::SQLITE_BUSY as u64 {

@@ -318,8 +318,11 @@ impl Database {
   pub(super) fn reply(&mut self, session: &mut Session, id: u32, response: Response) {
     self.flush_events(session);
     self.sync_txn(session);
-    self.look_at_client_reads();
-    self.tell_client_reads(session);
+    if session.policy.runs_reads_itself {
+      // A Database of this process reads through the engine: others hear at the next flush.
+      self.look_at_client_reads();
+      self.tell_client_reads(session);
+    }
     deliver(&session.sink, id, response);
   }
 

@@ -123,6 +123,8 @@ describeCluster('a Database on a 3-node dqlite cluster', () => {
     await call(db, 'run', 'CREATE TABLE g(id INTEGER PRIMARY KEY, x, d DATETIME)')
     // A write with RETURNING would leave a write pending that stops a 1.11 leader.
     await expect(call(db, 'get', 'INSERT INTO g(x) VALUES (1) RETURNING id')).rejects.toThrow(/RETURNING on a write is refused/)
+    // …in any statement of an exec() script, not only the first.
+    await expect(call(db, 'exec', 'SELECT 1; INSERT INTO g(x) VALUES (2) RETURNING id')).rejects.toThrow(/RETURNING on a write is refused/)
     // Text with NUL would be cut by dqlite.
     await expect(call(db, 'run', 'INSERT INTO g(x) VALUES (?)', ['a\0b'])).rejects.toThrow(/NUL/)
     // A Date binds as its milliseconds, an integer: a DATETIME column stays readable.

@@ -531,11 +531,7 @@ impl Worker {
         _ => Ok(()),
       };
     }
-    if statement::words(sql)
-      .iter()
-      .any(|w| w.eq_ignore_ascii_case("RETURNING"))
-      || statement::kind(sql) == Kind::WriteWithRows
-    {
+    if statement::writes_with_rows_anywhere(sql) {
       return Err(refused_returning());
     }
     let sql = immediate(sql);

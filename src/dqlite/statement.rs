@@ -167,8 +167,26 @@ pub fn words(sql: &str) -> Vec<&str> {
 
 /// How the first statement of `sql` must be sent.
 pub fn kind(sql: &str) -> Kind {
+  kind_of(&tokens(sql))
+}
+
+/// Whether any statement of the script `sql` is a write that yields rows (`exec()` sends the
+/// whole script: one such statement anywhere in it would stop a 1.11 leader).
+pub fn writes_with_rows_anywhere(sql: &str) -> bool {
   let tokens = tokens(sql);
-  let words = top_level_words(&tokens);
+  let mut rest = &tokens[..];
+  while !rest.is_empty() {
+    if kind_of(rest) == Kind::WriteWithRows {
+      return true;
+    }
+    rest = &rest[first_statement(rest)..];
+  }
+  false
+}
+
+/// The kind of the first statement of `tokens`.
+fn kind_of(tokens: &[Token<'_>]) -> Kind {
+  let words = top_level_words(tokens);
   let is = |w: &str, k: &str| w.eq_ignore_ascii_case(k);
   let Some(first) = words.first() else {
     return Kind::NoRows;
@@ -193,7 +211,7 @@ pub fn kind(sql: &str) -> Kind {
   }
   if is(main, "PRAGMA") {
     // `PRAGMA name` and `PRAGMA name(arg)` report; `PRAGMA name = value` sets.
-    let sets = tokens[..first_statement(&tokens)].contains(&Token::Equals);
+    let sets = tokens[..first_statement(tokens)].contains(&Token::Equals);
     return if sets { Kind::NoRows } else { Kind::Rows };
   }
   let writes = ["INSERT", "UPDATE", "DELETE", "REPLACE"]
@@ -364,6 +382,19 @@ mod tests {
       };
       assert_eq!(kind(sql), expected, "{sql}");
     }
+  }
+
+  #[test]
+  fn a_write_with_rows_is_found_in_any_statement_of_a_script() {
+    assert!(writes_with_rows_anywhere(
+      "CREATE TABLE t(x); INSERT INTO t VALUES (1) RETURNING x; SELECT 1"
+    ));
+    assert!(!writes_with_rows_anywhere(
+      "CREATE TABLE t(x); INSERT INTO t VALUES ('returning'); SELECT 1"
+    ));
+    assert!(!writes_with_rows_anywhere(
+      "CREATE TRIGGER r AFTER INSERT ON t BEGIN UPDATE t SET x = 1; END; SELECT 1"
+    ));
   }
 
   #[test]

@@ -297,6 +297,7 @@ describe('only one process migrates', () => {
     await Promise.all(procs.map((p) => p.until(() => p.events().some((e) => e.event === 'ready'), 30000, 'ready')))
     for (const p of procs) p.child.stdin.write('go\n')
     const outcomes = await Promise.all(procs.map((p) => p.outcome(40000)))
+    expect(outcomes.filter((o) => o.event !== 'result')).toEqual([]) // prints the errors whole
     for (const o of outcomes) expect(o).toMatchObject({ event: 'result', ...EXPECTED })
     expect(outcomes.slice(0, 3).map((o) => o.role)).toEqual(['standalone', 'standalone', 'standalone'])
     expect(outcomes.slice(3).map((o) => o.role).sort()).toEqual(['client', 'client', 'master'])

@@ -135,9 +135,10 @@ impl Database {
     let Some(legacy) = legacy.filter(|_| error.errno() == ffi::SQLITE_NOTADB) else {
       return Err(error);
     };
-    if !sqlcipher3::migrate(Path::new(&options.filename), key, legacy)? {
-      return Err(error);
-    }
+    // Not a 1.x file either (`Ok(false)`) may mean another process moved it between the open
+    // above and the look `migrate` takes: the file at the path is then new, and opening it
+    // again is what works. Where it is not, the second open fails as the first did.
+    sqlcipher3::migrate(Path::new(&options.filename), key, legacy)?;
     let conn = self.open_connection(options)?;
     conn.apply_key(key)?;
     Ok(conn)

@@ -175,7 +175,7 @@ impl Engine {
     engine
   }
 
-  fn start() -> Arc<Engine> {
+  pub(crate) fn start() -> Arc<Engine> {
     let (tx, rx) = mpsc::channel();
     let shared = Arc::new(Shared {
       interrupt: Mutex::new(InterruptTarget {

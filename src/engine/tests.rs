@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::{Engine, Sink};
 use crate::backend::conformance::{int_rows, temp_dir, Client};
 use crate::error::Error;
-use crate::protocol::{Key, Mode, OpenOptions, Outgoing, Request, Response};
+use crate::protocol::{Key, LegacyKey, Mode, OpenOptions, Outgoing, Request, Response};
 use crate::value::{Params, Value};
 
 fn temp_db(name: &str) -> String {
@@ -283,4 +283,54 @@ fn read_connections_of_an_encrypted_file_are_keyed_like_the_write_connection() {
   assert_eq!(int_rows(b.call(1, "SELECT count(*) FROM t", Mode::All)), vec![1]);
   a.call(5, "COMMIT", Mode::Run);
   assert_eq!(int_rows(b.call(2, "SELECT count(*) FROM t", Mode::All)), vec![2]);
+}
+
+#[test]
+fn engines_racing_to_open_one_1x_file_all_open_it_and_one_moves_it() {
+  // Each engine stands for a process. Those whose first open fails on the 1.x file while
+  // another moves it must open the moved file, not report the 1.x file's SQLITE_NOTADB.
+  const KEY: &str = "0123456789abcdef0123456789abcdef";
+  let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/__test__/fixtures/v1/aes128.db");
+  for round in 0..3 {
+    let dir = temp_dir(&format!("engine-v1-race-{round}"));
+    let path = dir.join("app.db").to_string_lossy().into_owned();
+    std::fs::copy(fixture, &path).unwrap();
+    let keyed = OpenOptions {
+      key: Some(Key::Passphrase(KEY.into())),
+      legacy: Some(LegacyKey {
+        pass: format!("x'{KEY}'"),
+        bits: 128,
+      }),
+      ..options(&path)
+    };
+    // Starts spread over the time a move takes, so that some open while it ends.
+    let start = Arc::new(std::sync::Barrier::new(12));
+    let openers: Vec<_> = (0..12u64)
+      .map(|i| {
+        let (start, keyed) = (start.clone(), keyed.clone());
+        std::thread::spawn(move || {
+          let engine = Engine::start(); // not for_file(): this process's engine is shared
+          start.wait();
+          std::thread::sleep(Duration::from_millis(i * 20));
+          let (c, opened) = Client::open(&engine, keyed);
+          assert_eq!(opened, Response::Done, "round {round}");
+          int_rows(c.call(1, "SELECT count(*) FROM t", Mode::All))
+        })
+      })
+      .collect();
+    for opener in openers {
+      assert_eq!(opener.join().unwrap(), vec![305]);
+    }
+    let backups = std::fs::read_dir(&dir)
+      .unwrap()
+      .filter(|e| {
+        e.as_ref()
+          .unwrap()
+          .file_name()
+          .to_string_lossy()
+          .contains(".sqlcipher3")
+      })
+      .count();
+    assert_eq!(backups, 1, "one process moved the file, once");
+  }
 }

@@ -215,6 +215,7 @@ fn run(options: Options) -> Result<(), String> {
   let mut node = ffi::Node::create(id, &options.listen, &dir)?;
   node.bind(&options.listen)?;
   node.set_latency_ms(options.latency_ms)?;
+  node.connect_without_delay()?;
   node.start()?;
   let joined = options.dir.join("sqlite3-cluster-node.joined");
   if id != BOOTSTRAP_ID && !joined.exists() {

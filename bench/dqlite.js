@@ -3,17 +3,26 @@
 // program on 127.0.0.1 (`--latency-ms 10`), started once per process when a workload first opens
 // a dqlite Database, stopped (SIGKILL, by pid) when the process exits. A workload's database file
 // becomes a dqlite database of the same base name, with the file's tables and rows copied in
-// once (dqlite keeps no SQLite file: each node holds the database in memory).
+// once (dqlite keeps no SQLite file: each node holds the database in memory). Processes the
+// benchmark forks reach the same cluster through an environment variable.
 
 const path = require('path')
 const Database = require(path.join(__dirname, '..', 'node_modules', 'better-sqlite3'))
 const { Cluster, built, BIN } = require('../__test__/fixtures/dqlite-cluster')
 
 let started = null
-const loaded = new Map() // file -> dqlite database name
+const loaded = new Set() // files this process copied in (or found copied)
+const SEEDS = 'SQLITE3_CLUSTER_BENCH_DQLITE_SEEDS'
 
 function call(db, method, sql, params = []) {
   return new Promise((resolve, reject) => db[method](sql, params, (err, row) => (err ? reject(err) : resolve(row))))
+}
+
+/** The cluster's seeds ("host:port,…"): this process's cluster, or its parent's (SEEDS). */
+async function seeds() {
+  if (process.env[SEEDS]) return process.env[SEEDS]
+  const c = await cluster()
+  return c.addresses().join(',')
 }
 
 async function cluster() {
@@ -25,6 +34,8 @@ async function cluster() {
         for (const node of c.nodes) if (c.alive(node)) process.kill(node.child.pid, 'SIGKILL')
       })
       await c.startAll()
+      // Processes the benchmark forks (each(), readers) use this cluster, not one of their own.
+      process.env[SEEDS] = c.addresses().join(',')
       // The nodes must not keep the benchmark's process alive: it kills them as it exits.
       for (const node of c.nodes) {
         node.child.unref()
@@ -38,13 +49,12 @@ async function cluster() {
 
 /** A Database (create()) on the dqlite copy of `file`. */
 async function open(file) {
-  const c = await cluster()
   const { create } = require('..')
-  let name = loaded.get(file)
-  const db = await create({ filename: c.url(name || path.basename(file, '.db')), busyTimeout: 10000 })
-  if (!name) {
+  const name = path.basename(file, '.db')
+  const db = await create({ filename: `dqlite://${await seeds()}/${name}`, busyTimeout: 10000 })
+  if (!loaded.has(file)) {
     await copyInto(db, file)
-    loaded.set(file, path.basename(file, '.db'))
+    loaded.add(file)
   }
   return db
 }
@@ -56,6 +66,8 @@ async function copyInto(db, file) {
     const tables = source.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'table'").all()
     for (const { name, sql } of tables) {
       await call(db, 'run', sql.replace(/^CREATE TABLE/i, 'CREATE TABLE IF NOT EXISTS'))
+      // Another process of this run (the parent, or a child before) may have copied it.
+      if ((await call(db, 'get', `SELECT count(*) AS n FROM "${name}"`)).n > 0) continue
       const rows = source.prepare(`SELECT * FROM "${name}"`).raw().all()
       if (!rows.length) continue
       const insert = db.prepare(`INSERT INTO "${name}" VALUES (${rows[0].map(() => '?').join(', ')})`)

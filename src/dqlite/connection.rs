@@ -70,7 +70,21 @@ pub struct Connection {
   pub address: String,
   pub db: u32,
   out: Vec<u8>,
+  inbox: Inbox,
 }
+
+/// What was received and not decoded yet. One `recv` usually brings a whole answer (header and
+/// body), and a result's parts often come several to a read: one system call where reading the
+/// header and the body apart took two.
+#[derive(Default)]
+struct Inbox {
+  bytes: Vec<u8>,
+  /// Where the undecoded bytes start.
+  start: usize,
+}
+
+/// The least a read asks the kernel for.
+const READ_SIZE: usize = 64 * 1024;
 
 /// What became of a request.
 #[derive(Debug)]
@@ -146,6 +160,7 @@ impl Connection {
       address: address.to_owned(),
       db: 0,
       out: Vec::new(),
+      inbox: Inbox::default(),
     })
   }
 
@@ -189,6 +204,9 @@ impl Connection {
   /// sent on this connection at all, and is not in doubt. A node killed with its sockets open
   /// at the kernel is seen here at once.
   pub fn is_closed(&self) -> bool {
+    if self.inbox.bytes.len() > self.inbox.start {
+      return true;
+    }
     let mut byte = 0u8;
     // SAFETY: the descriptor is this connection's open socket, and `byte` is a one-byte buffer
     // that lives for the call. MSG_PEEK leaves the byte unread; MSG_DONTWAIT answers at once
@@ -233,41 +251,55 @@ impl Connection {
 
   /// One message from the node.
   fn read(&mut self) -> Result<Response, Failure> {
-    let mut word = [0u8; 8];
-    self.read_exact(&mut word)?;
+    self.fill(wire::WORD)?;
+    let at = self.inbox.start;
+    let word: [u8; wire::WORD] = self.inbox.bytes[at..at + wire::WORD].try_into().expect("filled");
     let header = Header::parse(word).map_err(Failure::Protocol)?;
-    let mut body = vec![0u8; header.len];
-    self.read_exact(&mut body)?;
-    wire::decode(&header, &body).map_err(Failure::Protocol)
+    self.fill(wire::WORD + header.len)?;
+    // Filling may have moved the message to the front of the buffer.
+    let body_at = self.inbox.start + wire::WORD;
+    let body = &self.inbox.bytes[body_at..body_at + header.len];
+    let response = wire::decode(&header, body).map_err(Failure::Protocol)?;
+    self.inbox.start += wire::WORD + header.len;
+    Ok(response)
   }
 
-  fn read_exact(&mut self, into: &mut [u8]) -> Result<(), Failure> {
-    let mut filled = 0;
-    while filled < into.len() {
-      let n = self.stream.read(&mut into[filled..])?;
-      if n == 0 {
+  /// Receives until `len` undecoded bytes are at hand.
+  fn fill(&mut self, len: usize) -> Result<(), Failure> {
+    let inbox = &mut self.inbox;
+    if inbox.bytes.len() - inbox.start >= len {
+      return Ok(());
+    }
+    // Move what is left to the front, so the buffer grows only for a message larger than it.
+    inbox.bytes.drain(..inbox.start);
+    inbox.start = 0;
+    while inbox.bytes.len() < len {
+      let have = inbox.bytes.len();
+      inbox.bytes.resize(have + (len - have).max(READ_SIZE), 0);
+      let read = self.stream.read(&mut inbox.bytes[have..]);
+      inbox.bytes.truncate(have + read.as_ref().map_or(0, |n| *n));
+      if read? == 0 {
         return Err(Failure::Io(std::io::ErrorKind::UnexpectedEof.into()));
       }
-      filled += n;
-      self.quick_ack();
+      quick_ack(&self.stream);
     }
     Ok(())
   }
+}
 
-  /// Re-arms `TCP_QUICKACK`, which the kernel turns off again by itself (see the module comment).
-  fn quick_ack(&self) {
-    let on: libc::c_int = 1;
-    // SAFETY: the descriptor is this connection's open socket; the option value is a c_int that
-    // lives for the call, and its size is passed. A failure only leaves ACKs delayed.
-    unsafe {
-      libc::setsockopt(
-        self.stream.as_raw_fd(),
-        libc::IPPROTO_TCP,
-        libc::TCP_QUICKACK,
-        (&on as *const libc::c_int).cast(),
-        std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-      );
-    }
+/// Re-arms `TCP_QUICKACK`, which the kernel turns off again by itself (see the module comment).
+fn quick_ack(stream: &TcpStream) {
+  let on: libc::c_int = 1;
+  // SAFETY: the descriptor is this connection's open socket; the option value is a c_int that
+  // lives for the call, and its size is passed. A failure only leaves ACKs delayed.
+  unsafe {
+    libc::setsockopt(
+      stream.as_raw_fd(),
+      libc::IPPROTO_TCP,
+      libc::TCP_QUICKACK,
+      (&on as *const libc::c_int).cast(),
+      std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+    );
   }
 }
 
@@ -277,5 +309,79 @@ fn describe(outcome: Outcome<Response>) -> String {
     Outcome::Answered(other) => format!("unexpected answer {other:?}"),
     Outcome::Refused(Refused(e)) => e.to_string(),
     Outcome::Lost(e) => e.to_string(),
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+  use std::net::TcpListener;
+
+  /// A message as a node writes it: the header, then `body` (a multiple of 8 bytes).
+  fn message(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = ((body.len() / 8) as u32).to_le_bytes().to_vec();
+    out.extend_from_slice(&[kind, 0, 0, 0]);
+    out.extend_from_slice(body);
+    out
+  }
+
+  fn welcome(heartbeat: u64) -> Vec<u8> {
+    message(2, &heartbeat.to_le_bytes())
+  }
+
+  fn failure(code: u64, text: &str) -> Vec<u8> {
+    let mut body = code.to_le_bytes().to_vec();
+    body.extend_from_slice(text.as_bytes());
+    body.push(0);
+    body.resize(body.len().next_multiple_of(8), 0);
+    message(0, &body)
+  }
+
+  #[test]
+  fn messages_are_read_whole_however_the_bytes_arrive() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let long = "x".repeat(3 * READ_SIZE);
+    let (first, second, third) = (welcome(7), failure(1, &long), welcome(9));
+    let node = {
+      let (first, second, third) = (first.clone(), second.clone(), third.clone());
+      std::thread::spawn(move || {
+        let (mut peer, _) = listener.accept().unwrap();
+        let mut version = [0u8; 8];
+        peer.read_exact(&mut version).unwrap();
+        // The first message with the second's header and the first bytes of its body; then
+        // the rest of that body, larger than one read, in pieces; then the last message whole.
+        let mut both = first;
+        both.extend_from_slice(&second[..12]);
+        let pause = || std::thread::sleep(Duration::from_millis(30));
+        peer.write_all(&both).unwrap();
+        pause();
+        for piece in second[12..].chunks(READ_SIZE / 3) {
+          peer.write_all(piece).unwrap();
+        }
+        pause();
+        peer.write_all(&third).unwrap();
+        pause();
+      })
+    };
+    let mut conn = Connection::dial(&address, Duration::from_secs(5)).unwrap();
+    assert!(matches!(
+      conn.read().unwrap(),
+      Response::Welcome {
+        heartbeat_timeout_ms: 7
+      }
+    ));
+    match conn.read().unwrap() {
+      Response::Failure { code: 1, message } => assert_eq!(message, long),
+      other => panic!("expected the long failure, got {other:?}"),
+    }
+    assert!(!conn.is_closed(), "nothing is left undecoded between answers");
+    assert!(matches!(
+      conn.read().unwrap(),
+      Response::Welcome {
+        heartbeat_timeout_ms: 9
+      }
+    ));
+    node.join().unwrap();
   }
 }

@@ -6,11 +6,13 @@
 //!   not, a write with rows), a second statement after it, its parameters' numbers.
 //! - [`session`]: a Database's session on the cluster, the `Backend` behind a `dqlite://`
 //!   filename.
+//! - [`shapes`]: the column names of its results, sent to JavaScript once per session.
 //! - [`connection`]: one connection to the cluster's leader: finding it, time limits, requests
 //!   and the parts of their results.
 
 pub mod connection;
 pub mod session;
+pub mod shapes;
 pub mod statement;
 pub mod wire;
 

@@ -24,6 +24,7 @@
 //!   `CLUSTER_TXN_ABORTED` until it sends `ROLLBACK` (answered here).
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -31,10 +32,11 @@ use std::time::{Duration, Instant};
 use rusqlite::ffi;
 
 use super::connection::{Connection, Outcome};
+use super::shapes::Shapes;
 use super::statement::{self, Kind, Parameters};
 use super::wire::{Request as Wire, Response as Answer};
 use crate::backend::Backend;
-use crate::engine::{begins_transaction, is_rollback, new_shape, Sink};
+use crate::engine::{begins_transaction, is_rollback, Sink};
 use crate::error::{ClusterCode, Error};
 use crate::protocol::{Mode, Outgoing, Request, Response, Rows, Setting, Shape};
 use crate::value::{Params, Value};
@@ -113,6 +115,7 @@ impl DqliteSession {
       last: (0, 0),
       statements: HashMap::new(),
       streaming: None,
+      shapes: Shapes::default(),
     };
     // If the thread cannot start, sending to it fails and `send` answers the requests.
     let _ = std::thread::Builder::new()
@@ -213,6 +216,7 @@ struct Worker {
   statements: HashMap<u32, Prepared>,
   /// The request whose `each()` the statement being run answers: its rows go out part by part.
   streaming: Option<u32>,
+  shapes: Shapes,
 }
 
 /// A prepared statement: its SQL, its parameters' numbers, the values bound to them, and what
@@ -263,11 +267,31 @@ enum Ran {
 }
 
 impl Worker {
+  fn rows(&mut self, columns: Vec<String>, values: Vec<Value>) -> Rows {
+    Rows {
+      shape: self.shapes.of(columns),
+      values,
+    }
+  }
+
   fn serve(&mut self, jobs: Receiver<Job>) {
     while let Ok(job) = jobs.recv() {
       match job {
         Job::Run(id, request) => {
-          if let Some(response) = self.handle(id, request) {
+          // A fault of this code must not end the thread, which would leave this request and
+          // every later one unanswered: the request fails, and the connection, in a state
+          // nobody knows, goes (a transaction on it with it).
+          let handled = std::panic::catch_unwind(AssertUnwindSafe(|| self.handle(id, request)));
+          let response = handled.unwrap_or_else(|_| {
+            let _ = self.leave_connection();
+            self.streaming = None;
+            Some(Response::Error(Error::sqlite(
+              ffi::SQLITE_INTERNAL,
+              "the dqlite session failed on this request (a fault of sqlite3-cluster, please report it): \
+               its connection was closed; a transaction open on it is lost",
+            )))
+          });
+          if let Some(response) = response {
             self.sink.send(Outgoing::Reply { id, response });
           }
           self.sink.flush();
@@ -408,7 +432,7 @@ impl Worker {
             changes: changes as i64,
           },
           Mode::Get => Response::Row(None),
-          Mode::All => Response::Rows(rows(Vec::new(), Vec::new())),
+          Mode::All => Response::Rows(self.rows(Vec::new(), Vec::new())),
           Mode::Each => Response::EachEnd { error: None },
         }
       }
@@ -421,7 +445,7 @@ impl Worker {
           },
           Mode::Get => {
             let mut rest = Cursor {
-              shape: new_shape(columns),
+              shape: self.shapes.of(columns),
               values,
               next: 0,
             };
@@ -432,7 +456,7 @@ impl Worker {
             Response::Row(row)
           }
           // An `each()`'s rows were streamed (`Ran::Streamed`): none come here.
-          Mode::All | Mode::Each => Response::Rows(rows(columns, values)),
+          Mode::All | Mode::Each => Response::Rows(self.rows(columns, values)),
         }
       }
     };
@@ -567,7 +591,7 @@ impl Worker {
         changes: 0,
       },
       Mode::Get => Response::Row(None),
-      Mode::All => Response::Rows(rows(Vec::new(), Vec::new())),
+      Mode::All => Response::Rows(self.rows(Vec::new(), Vec::new())),
       Mode::Each => Response::EachEnd { error: None },
     }
   }
@@ -665,7 +689,7 @@ impl Worker {
   /// the last was read). An error after some rows ends the stream with it.
   fn stream_parts(&mut self, id: u32, first: super::wire::RowsPart) -> Ran {
     let width = first.columns.len().max(1);
-    let shape = new_shape(first.columns);
+    let shape = self.shapes.of(first.columns);
     let mut pending: Vec<Value> = first.rows.into_iter().flatten().collect();
     let mut more = first.more;
     let end = loop {
@@ -752,13 +776,6 @@ fn immediate(sql: &str) -> String {
     "BEGIN IMMEDIATE".into()
   } else {
     sql.to_owned()
-  }
-}
-
-fn rows(columns: Vec<String>, values: Vec<Value>) -> Rows {
-  Rows {
-    shape: new_shape(columns),
-    values,
   }
 }
 

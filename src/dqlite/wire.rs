@@ -26,7 +26,7 @@ pub const BODY_LIMIT: usize = 1 << 30;
 /// The most parameters one statement can be given: the count is a single byte.
 pub const MAX_PARAMETERS: usize = 255;
 
-const WORD: usize = 8;
+pub const WORD: usize = 8;
 
 /// Ends the last part of a result.
 const ROWS_DONE: u64 = 0xffff_ffff_ffff_ffff;

@@ -9,25 +9,9 @@ const { execFile } = require('child_process')
 const path = require('path')
 const sqlite3 = require('sqlite3')
 const ours = require('..')
-const { describeCluster, Cluster } = require('./fixtures/dqlite-cluster')
+const { describeCluster, Cluster, call } = require('./fixtures/dqlite-cluster')
 
 jest.setTimeout(90000)
-
-/** One call as a promise: run -> { lastID, changes }, get -> row, all -> rows, each -> rows. */
-function call(db, method, sql, params = []) {
-  return new Promise((resolve, reject) => {
-    if (method === 'each') {
-      const rows = []
-      db.each(sql, params, (err, row) => { if (!err) rows.push(row) }, (err) => (err ? reject(err) : resolve(rows)))
-      return
-    }
-    if (method === 'exec') return db.exec(sql, (err) => (err ? reject(err) : resolve(null)))
-    db[method](sql, params, function (err, row) {
-      if (err) reject(err)
-      else resolve(method === 'run' ? { lastID: this.lastID, changes: this.changes } : row)
-    })
-  })
-}
 
 /** What a call answered, errors included (by code and errno). */
 const outcome = (promise) => promise.then((ok) => ({ ok }), (e) => ({ code: e.code, errno: e.errno }))

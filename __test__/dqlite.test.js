@@ -44,6 +44,7 @@ describeCluster('a Database on a 3-node dqlite cluster', () => {
   test('run/get/all/each/exec answer as node-sqlite3 answers', async () => {
     const db = await ours.create(cluster.url('values'))
     expect(db.cluster.role).toBe('dqlite')
+    expect(db.cluster.leader).toBe(await cluster.leader())
     const real = new sqlite3.Database(':memory:')
     const script = [
       ['run', 'CREATE TABLE v(id INTEGER PRIMARY KEY, i, f, t, b, n)'],
@@ -151,6 +152,48 @@ describeCluster('a Database on a 3-node dqlite cluster', () => {
     expect(errors.filter((code) => code !== 'CLUSTER_MASTER_LOST')).toEqual([])
     expect(missing).toEqual([])
     expect(twice).toEqual([])
+    await new Promise((resolve) => db.close(resolve))
+  })
+})
+
+describeCluster('a graceful leadership transfer with a transaction open', () => {
+  let cluster
+  beforeAll(async () => {
+    cluster = await Cluster.create(3)
+    await cluster.startAll()
+  })
+  afterAll(() => cluster.stopAll())
+
+  test('SIGTERM to the leader: the open transaction is aborted until ROLLBACK, the next one commits on the new leader, the leader event says so', async () => {
+    const db = await ours.create(cluster.url('handover'))
+    await call(db, 'run', 'CREATE TABLE t(x)')
+    const first = db.cluster.leader
+    expect(first).toBe(await cluster.leader())
+    const moves = []
+    db.on('leader', (address, previous) => moves.push([address, previous]))
+
+    await call(db, 'run', 'BEGIN')
+    await call(db, 'run', 'INSERT INTO t VALUES (1)')
+    const node = cluster.node(first)
+    process.kill(node.child.pid, 'SIGTERM')
+    // The node hands leadership over, then stops (dqlite-node/src/main.rs).
+    expect(await node.exited).toEqual({ code: 0, signal: null })
+    expect(node.log).toMatch(/leadership handed to node/)
+
+    const aborted = (promise) => promise.then(() => 'answered', (e) => e.code)
+    expect(await aborted(call(db, 'run', 'INSERT INTO t VALUES (2)'))).toBe('CLUSTER_TXN_ABORTED')
+    expect(await aborted(call(db, 'run', 'COMMIT'))).toBe('CLUSTER_TXN_ABORTED')
+    await call(db, 'run', 'ROLLBACK')
+
+    await call(db, 'run', 'BEGIN')
+    await call(db, 'run', 'INSERT INTO t VALUES (3)')
+    await call(db, 'run', 'COMMIT')
+    const now = await cluster.leader(cluster.addresses().filter((a) => a !== first))
+    expect(db.cluster.leader).toBe(now)
+    expect(now).not.toBe(first)
+    expect(moves).toEqual([[now, first]])
+    // Nothing of the aborted transaction was committed.
+    expect(await call(db, 'all', 'SELECT x FROM t')).toEqual([{ x: 3 }])
     await new Promise((resolve) => db.close(resolve))
   })
 })

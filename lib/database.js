@@ -52,7 +52,7 @@ class Database {
     this._deferred = []
     const cluster = options.cluster
     this._cluster = cluster ? { role: null, sock: cluster.sock, masterPid: null }
-      : filename.startsWith('dqlite://') ? { role: 'dqlite', sock: null, masterPid: null }
+      : filename.startsWith('dqlite://') ? { role: 'dqlite', sock: null, masterPid: null, leader: null }
         : { role: 'standalone', sock: null, masterPid: null }
     this._session = new Session(filename, (name, a, b) => this._event(name, a, b), cluster)
     openDatabase(this, options, callback)
@@ -62,7 +62,7 @@ class Database {
     return this._state === 'open' || this._state === 'closing'
   }
 
-  /** `{ role, sock, masterPid }`: how this Database reaches its database file. */
+  /** `{ role, sock, masterPid }`: how this Database reaches its database file; a dqlite:// one adds `leader`. */
   get cluster() {
     return { ...this._cluster }
   }

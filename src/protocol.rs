@@ -356,6 +356,9 @@ pub enum Event {
     table: String,
     rowid: i64,
   },
+  /// A dqlite session's connection goes to this leader now ("host:port"), a first one or
+  /// another after failover. Only dqlite sessions send it; it never crosses a cluster socket.
+  Leader { address: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -29,12 +29,20 @@ module.exports = {
     return this
   },
 
-  /** An event of the session (src/js/convert.rs): a hook's report, or this process's role. */
+  /** An event of the session (src/js/convert.rs): a hook's report, this process's role, or a dqlite leader. */
   _event(name, a, b) {
     if (name === 'role') {
       const previous = this._cluster.role
       this._cluster = { role: a, sock: this._cluster.sock, masterPid: b }
       if (previous !== null && previous !== a) this.emit('role', a, b)
+      return
+    }
+    if (name === 'leader') {
+      // A dqlite:// Database's connection went to a leader: the first one, or another after
+      // failover ('leader' event, with the one before).
+      const previous = this._cluster.leader
+      this._cluster = { ...this._cluster, leader: a }
+      if (previous && previous !== a) this.emit('leader', a, previous)
       return
     }
     if (name === 'change') this.emit('change', a[0], a[1], a[2], a[3])

@@ -38,7 +38,7 @@ use super::wire::{Request as Wire, Response as Answer};
 use crate::backend::Backend;
 use crate::engine::{begins_transaction, is_rollback, Sink};
 use crate::error::{ClusterCode, Error};
-use crate::protocol::{Mode, Outgoing, Request, Response, Rows, Setting, Shape};
+use crate::protocol::{Event, Mode, Outgoing, Request, Response, Rows, Setting, Shape};
 use crate::value::{Params, Value};
 
 /// `SQLITE_IOERR_NOT_LEADER`: refused before running, by a node that does not lead.
@@ -116,6 +116,7 @@ impl DqliteSession {
       statements: HashMap::new(),
       streaming: None,
       shapes: Shapes::default(),
+      leader: None,
     };
     // If the thread cannot start, sending to it fails and `send` answers the requests.
     let _ = std::thread::Builder::new()
@@ -217,6 +218,8 @@ struct Worker {
   /// The request whose `each()` the statement being run answers: its rows go out part by part.
   streaming: Option<u32>,
   shapes: Shapes,
+  /// The address of the leader JavaScript was last told of.
+  leader: Option<String>,
 }
 
 /// A prepared statement: its SQL, its parameters' numbers, the values bound to them, and what
@@ -362,9 +365,22 @@ impl Worker {
         format!("unable to open database {}: {why}", target.name),
       )
     })?;
-    self.conn = Some(conn);
+    self.use_connection(conn);
     self.target = Some(target);
     Ok(())
+  }
+
+  /// Makes `conn` the session's connection. JavaScript hears of a leader other than the last
+  /// one (`db.cluster.leader`, the `leader` event) before the answer that the new connection
+  /// gives, so that the answer's callback already sees it.
+  fn use_connection(&mut self, conn: Connection) {
+    if self.leader.as_deref() != Some(conn.address.as_str()) {
+      self.leader = Some(conn.address.clone());
+      self.sink.send(Outgoing::Event(Event::Leader {
+        address: conn.address.clone(),
+      }));
+    }
+    self.conn = Some(conn);
   }
 
   /// The connection to the leader, found again if the last one was lost.
@@ -385,7 +401,7 @@ impl Worker {
           message: format!("no dqlite leader for {}: {why}", target.name),
         }
       })?;
-      self.conn = Some(conn);
+      self.use_connection(conn);
     }
     Ok(self.conn.as_mut().expect("set above"))
   }

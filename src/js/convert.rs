@@ -667,6 +667,10 @@ impl Writer {
             let (name, sql) = (self.str("trace")?, self.str(sql)?);
             self.message(0, EVENT, name, sql, u)
           }
+          Event::Leader { address } => {
+            let (name, address) = (self.str("leader")?, self.str(address)?);
+            self.message(0, EVENT, name, address, u)
+          }
           Event::Profile { sql, nanos } => {
             let (name, sql, ms) = (
               self.str("profile")?,

@@ -334,6 +334,7 @@ impl Database {
         Event::Trace(_) => session.hooks.trace,
         Event::Profile { .. } => session.hooks.profile,
         Event::Change { .. } => session.hooks.change,
+        Event::Leader { .. } => true, // a local connection makes none
       };
       if wanted {
         session.sink.send(Outgoing::Event(event));

@@ -197,3 +197,59 @@ describeCluster('a graceful leadership transfer with a transaction open', () => 
     await new Promise((resolve) => db.close(resolve))
   })
 })
+
+describeCluster('ORMs and the module routes on a dqlite cluster', () => {
+  let cluster
+  beforeAll(async () => {
+    cluster = await Cluster.create(3)
+    await cluster.startAll()
+  })
+  afterAll(() => cluster.stopAll())
+
+  test('knex through driver(): schema, inserts with ids, update, transaction committed and rolled back, unique violation', async () => {
+    const Sqlite3Client = require('knex/lib/dialects/sqlite3')
+    const driver = ours.driver({ busyTimeout: 5000 })
+    const client = class extends Sqlite3Client {
+      _driver() {
+        return driver
+      }
+    }
+    const knex = require('knex')({ client, connection: { filename: cluster.url('knex') }, useNullAsDefault: true, acquireConnectionTimeout: 10000 })
+    try {
+      await knex.schema.createTable('t', (table) => {
+        table.increments('id')
+        table.string('c').unique()
+      })
+      expect(await knex.schema.hasTable('t')).toBe(true)
+      expect(await knex('t').insert({ c: 'a' })).toEqual([1])
+      expect(await knex('t').insert({ c: 'b' })).toEqual([2])
+      expect(await knex('t').where({ id: 2 }).update({ c: 'b2' })).toBe(1)
+      await knex.transaction(async (trx) => { await trx('t').insert({ c: 'committed' }) })
+      await expect(knex.transaction(async (trx) => {
+        await trx('t').insert({ c: 'rolled back' })
+        throw new Error('boom')
+      })).rejects.toThrow('boom')
+      await expect(knex('t').insert({ c: 'a' })).rejects.toMatchObject({ code: 'SQLITE_CONSTRAINT', errno: 19 })
+      expect(await knex('t').orderBy('id').pluck('c')).toEqual(['a', 'b2', 'committed'])
+    } finally {
+      await knex.destroy()
+    }
+  })
+
+  test('the `sqlite` wrapper, the module\'s own Database and cached.Database take the URL as it is', async () => {
+    const { open } = require('sqlite')
+    const db = await open({ filename: cluster.url('wrapper'), driver: ours.Database })
+    await db.exec('CREATE TABLE t(x INTEGER PRIMARY KEY, y TEXT)')
+    expect(await db.run('INSERT INTO t(y) VALUES (?)', 'one')).toMatchObject({ lastID: 1, changes: 1 })
+    expect(await db.get('SELECT y FROM t WHERE x = ?', 1)).toEqual({ y: 'one' })
+    await db.close()
+
+    const cached = await new Promise((resolve, reject) => {
+      const d = ours.cached.Database(cluster.url('wrapper'), (err) => (err ? reject(err) : resolve(d)))
+    })
+    expect(cached.filename).toBe(cluster.url('wrapper'))
+    expect(ours.cached.Database(cluster.url('wrapper'))).toBe(cached)
+    expect(await call(cached, 'all', 'SELECT y FROM t')).toEqual([{ y: 'one' }])
+    await new Promise((resolve) => cached.close(resolve))
+  })
+})

@@ -36,7 +36,8 @@ function cacheOf(DatabaseClass) {
     // A function, not a method: node-sqlite3's can be called with or without `new`.
     Database: function (file, a, b) {
       if (file === '' || file === ':memory:') return new DatabaseClass(file, a, b)
-      const resolved = path.resolve(file)
+      // A dqlite:// URL names no file here: resolving it as a path would break it.
+      const resolved = file.startsWith('dqlite://') ? file : path.resolve(file)
       let db = cached.objects[resolved]
       if (db === undefined) {
         db = cached.objects[resolved] = new DatabaseClass(resolved, a, b)

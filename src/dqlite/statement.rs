@@ -272,15 +272,18 @@ pub struct OutOfRange(pub String);
 pub fn bind(params: &Params, layout: &Parameters) -> Result<Vec<Value>, OutOfRange> {
   let mut values = vec![Value::Null; layout.count];
   let mut put = |index: usize, bind: &Bind| -> Result<(), OutOfRange> {
+    // A value that binds nothing (`undefined`) is never out of range, as in node-sqlite3: knex
+    // runs `BEGIN;` with one.
+    let Bind::Value(value) = bind else {
+      return Ok(());
+    };
     if index == 0 || index > layout.count {
       return Err(OutOfRange(format!(
         "column index out of range: parameter {index} of a statement with {}",
         layout.count
       )));
     }
-    if let Bind::Value(value) = bind {
-      values[index - 1] = value.clone();
-    }
+    values[index - 1] = value.clone();
     Ok(())
   };
   match params {
@@ -477,5 +480,10 @@ mod tests {
     )
     .is_err());
     assert!(bind(&Params::Named(vec![(ParamKey::Index(0), int(1))]), &layout).is_err());
+    // `undefined` binds nothing, so it is out of range nowhere (knex's `run('BEGIN;', undefined)`).
+    assert_eq!(
+      bind(&Params::Positional(vec![Bind::Skip]), &parameters("BEGIN;")),
+      Ok(vec![])
+    );
   }
 }

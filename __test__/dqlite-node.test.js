@@ -5,7 +5,11 @@
 // before SIGPIPE was ignored). The client here is go-dqlite's `dqlite` shell, Debian's own.
 // Every process is started by the fixture and killed by pid at the end.
 
+const { execFile } = require('child_process')
+const path = require('path')
 const { describeCluster, Cluster, until } = require('./fixtures/dqlite-cluster')
+
+const SHIM = path.join(__dirname, '..', 'bin', 'sqlite3-cluster-node.js')
 
 jest.setTimeout(90000)
 
@@ -51,5 +55,27 @@ describeCluster('sqlite3-cluster-node: a 3-node cluster on 127.0.0.1', () => {
     expect(wrote).toBe(true)
     expect(cluster.nodes.filter((n) => n !== node).every((n) => cluster.alive(n))).toBe(true)
     expect(await cluster.shell('SELECT count(*) FROM t', others)).toBe('3')
+  })
+})
+
+describeCluster('npx sqlite3-cluster-node (bin/sqlite3-cluster-node.js)', () => {
+  let cluster
+  beforeAll(async () => {
+    cluster = await Cluster.create(1)
+    cluster.command = [process.execPath, SHIM]
+  })
+  afterAll(() => cluster.stopAll())
+
+  test('runs the program with the arguments given, and passes SIGTERM on: the node stops cleanly, with its status', async () => {
+    const usage = await new Promise((resolve) => execFile(process.execPath, [SHIM, '--help'], { encoding: 'utf8' },
+      (err, stdout) => resolve({ code: err ? err.code : 0, stdout })))
+    expect(usage).toEqual({ code: 0, stdout: expect.stringContaining('usage: sqlite3-cluster-node --listen HOST:PORT') })
+
+    await cluster.startAll()
+    expect(await cluster.shell('CREATE TABLE t(n)')).not.toBeNull()
+    const [node] = cluster.nodes
+    process.kill(node.child.pid, 'SIGTERM')
+    expect(await node.exited).toEqual({ code: 0, signal: null })
+    expect(node.log).toMatch(/node 1 stopped/)
   })
 })

@@ -31,6 +31,11 @@ testOnX64('the packed root and platform packages install offline and load withou
     const listing = run('tar', ['tzf', rootTgz], dir)
     expect(listing).toContain('package/worker1.js')
     expect(listing).not.toMatch(/\.node$/m) // the root package carries no binary
+    // The dqlite node program travels as source, built where libdqlite is (bin/ says how).
+    for (const file of ['bin/sqlite3-cluster-node.js', 'dqlite-node/src/main.rs', 'src/dqlite/wire.rs', 'scripts/build-dqlite-node.sh']) {
+      expect(listing).toContain(`package/${file}`)
+    }
+    expect(listing).not.toContain('package/dqlite-node/bin/')
 
     const app = path.join(dir, 'app')
     fs.mkdirSync(app)
@@ -49,6 +54,16 @@ testOnX64('the packed root and platform packages install offline and load withou
           db.close()
         }))`], app, { PATH: noRust })
     expect(JSON.parse(out)).toEqual({ v: expect.stringMatching(/^3\.\d+\.\d+$/), n: 0 })
+
+    // `npx sqlite3-cluster-node` where the program was never built: how to build it, status 1.
+    let failed = null
+    try {
+      run(path.join(app, 'node_modules', '.bin', 'sqlite3-cluster-node'), ['--help'], app)
+    } catch (e) {
+      failed = e
+    }
+    expect(failed && failed.status).toBe(1)
+    expect(failed.stderr).toMatch(/is not built here[^]*apt-get install libdqlite-dev[^]*build-dqlite-node\.sh/)
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }

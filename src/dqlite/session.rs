@@ -623,6 +623,25 @@ impl Worker {
     Ok(())
   }
 
+  /// The connection is lost while `sql` was in flight: when `sql` is the `COMMIT` (or `END`) of
+  /// the session's transaction, it may have been committed or not, so the session is not left
+  /// aborted (whose error says to run the transaction again, which could store it twice). The
+  /// error is `CLUSTER_MASTER_LOST`, and no transaction is open any more either way.
+  fn leave_committing(&mut self, sql: &str) -> Result<(), Error> {
+    let words = statement::words(sql);
+    let commits = words
+      .first()
+      .is_some_and(|w| w.eq_ignore_ascii_case("COMMIT") || w.eq_ignore_ascii_case("END"));
+    if self.txn != Txn::Open || !commits || words.len() > 2 {
+      return Ok(());
+    }
+    self.conn = None;
+    self.txn = Txn::None;
+    Err(lost(
+      "a COMMIT: the transaction may have been committed or not; look before running it again",
+    ))
+  }
+
   /// Sends one statement until it is answered, following the rules of the module's comment.
   fn run(&mut self, sql: &str, values: &[Value], kind: Kind) -> Result<Ran, Error> {
     let mut busy_since: Option<Instant> = None;
@@ -666,6 +685,7 @@ impl Worker {
         }
         Outcome::Refused(refused) => return Err(Error::sqlite(ffi::SQLITE_MISMATCH, refused.0.to_string())),
         Outcome::Lost(e) => {
+          self.leave_committing(sql)?;
           self.leave_connection()?;
           if kind == Kind::Rows && resends < RESENDS {
             resends += 1; // a read may run again
@@ -684,6 +704,7 @@ impl Worker {
         }
       }
       if code == LEADERSHIP_LOST {
+        self.leave_committing(sql)?;
         self.leave_connection()?;
         return Err(lost("the leader lost its leadership while committing"));
       }

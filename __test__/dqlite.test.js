@@ -6,6 +6,8 @@
 // writer processes while the leader is killed (kill -9).
 
 const { execFile } = require('child_process')
+const fs = require('fs')
+const os = require('os')
 const path = require('path')
 const sqlite3 = require('sqlite3')
 const ours = require('..')
@@ -227,12 +229,41 @@ describeCluster('a graceful leadership transfer with a transaction open', () => 
 })
 
 describeCluster('ORMs and the module routes on a dqlite cluster', () => {
+
   let cluster
   beforeAll(async () => {
     cluster = await Cluster.create(3)
     await cluster.startAll()
   })
   afterAll(() => cluster.stopAll())
+
+  test('Worker1 (the Promiser) opens the URL; its exec answers as on a local file, oo1\'s bind errors included', async () => {
+    const { sqlite3Worker1Promiser } = require('../promiser')
+    const { wrapWorker } = require('./worker1/harness')
+    const side = async (filename) => {
+      const worker = wrapWorker('ours')
+      const promiser = await sqlite3Worker1Promiser.v2({ worker })
+      const answers = []
+      const ask = (type, args, dbId) => promiser({ type, dbId, args }).then((m) => m.result, (m) => ({ error: m.result.message }))
+      const { dbId } = await ask('open', { filename })
+      answers.push(await ask('exec', { sql: 'CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT); ; INSERT INTO t(name) VALUES (?), (?)', bind: ['a', 'b'], countChanges: true, lastInsertRowId: true }, dbId))
+      answers.push(await ask('exec', { sql: 'SELECT id, name FROM t ORDER BY id; SELECT 1', rowMode: 'object', resultRows: [], columnNames: [] }, dbId))
+      answers.push(await ask('exec', { sql: 'SELECT name FROM t WHERE id = $id', bind: { $id: 2 }, rowMode: 'array', resultRows: [] }, dbId))
+      answers.push(await ask('exec', { sql: 'INSERT INTO t(name) VALUES (?)', bind: ['x', 'y'] }, dbId))
+      answers.push(await ask('exec', { sql: 'SELECT * FROM t WHERE id = :id', bind: { $nope: 1 } }, dbId))
+      answers.push(await ask('exec', { sql: 'BEGIN; UPDATE t SET name = upper(name); COMMIT; SELECT group_concat(name) AS g FROM t', rowMode: 'object', resultRows: [] }, dbId))
+      answers.push(await ask('exec', { sql: 'INSERT INTO t(id, name) VALUES (1, \'dup\')' }, dbId))
+      await ask('close', {}, dbId)
+      await worker.close()
+      // The fields that name the database differ by design.
+      return answers.map((a) => ({ ...a, dbId: undefined, filename: undefined }))
+    }
+    const local = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sqlite3-cluster-w1-')), 'w1.db')
+    const dqlite = await side(cluster.url('worker1'))
+    expect(dqlite).toEqual(await side(local))
+    expect(dqlite[1].resultRows).toEqual([{ id: 1, name: 'a' }, { id: 2, name: 'b' }])
+    expect(dqlite[3].error).toMatch(/Bind index 2 is out of range/)
+  })
 
   test('knex through driver(): schema, inserts with ids, update, transaction committed and rolled back, unique violation', async () => {
     const Sqlite3Client = require('knex/lib/dialects/sqlite3')

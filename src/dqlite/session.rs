@@ -38,8 +38,11 @@ use super::wire::{Request as Wire, Response as Answer};
 use crate::backend::Backend;
 use crate::engine::{begins_transaction, is_rollback, Sink};
 use crate::error::{ClusterCode, Error};
-use crate::protocol::{Event, Mode, Outgoing, Request, Response, Rows, Setting, Shape};
-use crate::value::{Params, Value};
+use crate::protocol::{
+  Event, FirstResult, Mode, Outgoing, Request, Response, Rows, Script, ScriptResult, Setting, Shape,
+  SCRIPT_ERROR,
+};
+use crate::value::{ParamKey, Params, Value};
 
 /// `SQLITE_IOERR_NOT_LEADER`: refused before running, by a node that does not lead.
 const NOT_LEADER: u64 = 10 | (40 << 8);
@@ -350,11 +353,92 @@ impl Worker {
         self.target = None;
         Response::Done
       }
+      Request::Script(script) => Response::Script(self.script(script)),
       _ => Response::Error(Error::sqlite(
         ffi::SQLITE_MISUSE,
         "this call is not available on a dqlite Database yet (docs/dqlite.md)",
       )),
     })
+  }
+
+  /// Worker1's `exec` (`protocol::Script`): each statement of the script sent on its own, by its
+  /// kind. The values go to the first statement that has parameters, with oo1's errors for those
+  /// that fit none. Unlike SQLite's, a statement with rows is read to its end even when only
+  /// its column names (or one step) were asked for: dqlite has no step.
+  fn script(&mut self, script: Script) -> ScriptResult {
+    let mut result = ScriptResult {
+      columns: None,
+      values: Vec::new(),
+      statements: Vec::new(),
+      changes: 0,
+      last_insert_rowid: self.last.0,
+      error: None,
+    };
+    let mut bound = script.bind.is_none();
+    for part in statement::statements(&script.sql) {
+      result.statements.push(part.reported.trim().to_owned());
+      let sql = part.own;
+      let values = if bound {
+        Vec::new()
+      } else {
+        let layout = statement::parameters(sql);
+        if layout.count == 0 {
+          Vec::new()
+        } else {
+          bound = true;
+          match bind_strict(&script.bind, &layout) {
+            Ok(values) => values,
+            Err(e) => {
+              result.error = Some(e);
+              break;
+            }
+          }
+        }
+      };
+      match self.script_statement(sql, &values) {
+        Ok(Ran::Rows { columns, values }) => {
+          if result.columns.is_none() && !columns.is_empty() && script.first != FirstResult::Step {
+            result.columns = Some(columns);
+            if script.first == FirstResult::Read {
+              result.values = values;
+            }
+          }
+        }
+        Ok(Ran::Done { last_id, changes }) => {
+          result.changes += changes as i64;
+          result.last_insert_rowid = last_id;
+        }
+        Ok(Ran::Streamed) => {}
+        Err(e) => {
+          result.error = Some(e);
+          break;
+        }
+      }
+    }
+    result
+  }
+
+  /// One statement of a Worker1 script, with the session's rules (guards, transactions).
+  fn script_statement(&mut self, sql: &str, values: &[Value]) -> Result<Ran, Error> {
+    if self.txn == Txn::Aborted {
+      return match self.aborted(sql, Mode::Run) {
+        Response::Error(e) => Err(e),
+        _ => Ok(Ran::Done {
+          last_id: self.last.0,
+          changes: 0,
+        }),
+      };
+    }
+    if let Some(refused) = refused(sql) {
+      return Err(refused);
+    }
+    let sql = immediate(sql);
+    let ran = self.run(&sql, values, statement::kind(&sql))?;
+    if let Ran::Done { last_id, changes } = ran {
+      self.last = (last_id, changes);
+    }
+    self.follow_transaction(&sql);
+    Ok(ran)
   }
 
   fn open(&mut self, target: Target) -> Result<(), Error> {
@@ -851,5 +935,33 @@ fn txn_lost() -> Error {
     code: ClusterCode::TxnAborted,
     message: "the transaction was lost with the dqlite leader: run ROLLBACK, then the transaction again"
       .into(),
+  }
+}
+
+/// The values of a Worker1 script's first statement with parameters, or oo1's error for one
+/// that fits none of them (`Connection::bind_strict` of the local engine says the same).
+fn bind_strict(params: &Params, layout: &Parameters) -> Result<Vec<Value>, Error> {
+  let out_of_range = |message: String| Err(Error::sqlite(SCRIPT_ERROR, message));
+  match params {
+    Params::Positional(values) if values.len() > layout.count => {
+      out_of_range(format!("Bind index {} is out of range.", layout.count + 1))
+    }
+    Params::Named(pairs) => {
+      for (key, _) in pairs {
+        let fits = match key {
+          ParamKey::Index(i) => (1..=layout.count).contains(&usize::try_from(*i).unwrap_or(0)),
+          ParamKey::Name(name) => layout.names.iter().any(|(n, _)| n == name),
+        };
+        if !fits {
+          let shown = match key {
+            ParamKey::Index(i) => i.to_string(),
+            ParamKey::Name(name) => name.clone(),
+          };
+          return out_of_range(format!("Invalid bind() parameter name: {shown}"));
+        }
+      }
+      statement::bind(params, layout).map_err(|e| Error::sqlite(ffi::SQLITE_RANGE, e.0))
+    }
+    _ => statement::bind(params, layout).map_err(|e| Error::sqlite(ffi::SQLITE_RANGE, e.0)),
   }
 }

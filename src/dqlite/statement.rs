@@ -40,8 +40,14 @@ enum Token<'a> {
 /// The tokens of `sql`; strings, quoted names, numbers and comments come out as `Other` or not
 /// at all.
 fn tokens(sql: &str) -> Vec<Token<'_>> {
+  scan(sql).0
+}
+
+/// The tokens of `sql`, and where each `;` token ends (a byte offset), in order.
+fn scan(sql: &str) -> (Vec<Token<'_>>, Vec<usize>) {
   let bytes = sql.as_bytes();
   let mut out = Vec::new();
+  let mut semicolons = Vec::new();
   let mut i = 0;
   let name_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
   while i < bytes.len() {
@@ -80,6 +86,9 @@ fn tokens(sql: &str) -> Vec<Token<'_>> {
       }
       b'(' | b')' | b';' | b'=' => {
         i += 1;
+        if b == b';' {
+          semicolons.push(i);
+        }
         out.push(match b {
           b'(' => Token::Open,
           b')' => Token::Close,
@@ -121,7 +130,7 @@ fn tokens(sql: &str) -> Vec<Token<'_>> {
       }
     }
   }
-  out
+  (out, semicolons)
 }
 
 /// How many tokens the first statement takes, its `;` included. A `;` ends it only outside
@@ -221,6 +230,41 @@ fn kind_of(tokens: &[Token<'_>]) -> Kind {
     return Kind::WriteWithRows;
   }
   Kind::NoRows
+}
+
+/// One statement of a script: its own text, with the `;` that ends it, and the text SQLite
+/// reports for it, which also holds the empty statements (`;` alone) before it, as
+/// `sqlite3_prepare` skips those into the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part<'a> {
+  pub own: &'a str,
+  pub reported: &'a str,
+}
+
+/// The statements of the script `sql`, in order.
+pub fn statements(sql: &str) -> Vec<Part<'_>> {
+  let (tokens, semicolons) = scan(sql);
+  let mut out = Vec::new();
+  let (mut rest, mut start, mut own, mut seen) = (&tokens[..], 0, 0, 0);
+  while !rest.is_empty() {
+    let n = first_statement(rest);
+    let statement = &rest[..n];
+    seen += statement.iter().filter(|t| **t == Token::Semicolon).count();
+    let end = match statement.last() {
+      Some(Token::Semicolon) => semicolons[seen - 1],
+      _ => sql.len(),
+    };
+    if statement.iter().any(|t| *t != Token::Semicolon) {
+      out.push(Part {
+        own: &sql[own..end],
+        reported: &sql[start..end],
+      });
+      start = end;
+    }
+    own = end;
+    rest = &rest[n..];
+  }
+  out
 }
 
 /// Whether anything but blanks and comments follows the first statement of `sql`.
@@ -454,6 +498,25 @@ mod tests {
         .collect();
       assert_eq!(parameters(sql), Parameters { count, names }, "{sql}");
     }
+  }
+
+  #[test]
+  fn a_script_splits_into_its_statements() {
+    let script = "CREATE TABLE t(x); ; INSERT INTO t VALUES (';'); -- a comment\n\
+      CREATE TRIGGER r AFTER INSERT ON t BEGIN DELETE FROM t; END; SELECT x FROM t";
+    let parts = statements(script);
+    assert_eq!(
+      parts.iter().map(|p| p.reported).collect::<Vec<_>>(),
+      vec![
+        "CREATE TABLE t(x);",
+        " ; INSERT INTO t VALUES (';');",
+        " -- a comment\nCREATE TRIGGER r AFTER INSERT ON t BEGIN DELETE FROM t; END;",
+        " SELECT x FROM t",
+      ]
+    );
+    assert_eq!(parts[1].own, " INSERT INTO t VALUES (';');");
+    assert!(parts.iter().all(|p| !has_tail(p.own)), "each sends alone");
+    assert!(statements(" ; -- nothing\n").is_empty());
   }
 
   #[test]

@@ -3,11 +3,17 @@
 // 127.0.0.1 started from it, a graceful stop of the leader (leadership handed over first), a
 // restart, and kill -9 of the leader (writes resume; the followers survive, which they did not
 // before SIGPIPE was ignored). The client here is go-dqlite's `dqlite` shell, Debian's own.
-// Every process is started by the fixture and killed by pid at the end.
+// Also the backup route the README gives (the shell's .dump, read by the real node-sqlite3) and
+// `npx sqlite3-cluster-node` (bin/). Every process is started by the fixture and killed by pid
+// at the end.
 
 const { execFile } = require('child_process')
+const fs = require('fs')
+const os = require('os')
 const path = require('path')
-const { describeCluster, Cluster, until } = require('./fixtures/dqlite-cluster')
+const sqlite3 = require('sqlite3')
+const { create } = require('..')
+const { describeCluster, Cluster, call, until } = require('./fixtures/dqlite-cluster')
 
 const SHIM = path.join(__dirname, '..', 'bin', 'sqlite3-cluster-node.js')
 
@@ -55,6 +61,39 @@ describeCluster('sqlite3-cluster-node: a 3-node cluster on 127.0.0.1', () => {
     expect(wrote).toBe(true)
     expect(cluster.nodes.filter((n) => n !== node).every((n) => cluster.alive(n))).toBe(true)
     expect(await cluster.shell('SELECT count(*) FROM t', others)).toBe('3')
+  })
+})
+
+describeCluster('backups: the dqlite shell\'s .dump (README, Beyond one machine)', () => {
+  let cluster
+  beforeAll(async () => {
+    cluster = await Cluster.create(3)
+    await cluster.startAll()
+  })
+  afterAll(() => cluster.stopAll())
+
+  test('.dump writes a SQLite file (and its -wal) that the real node-sqlite3 opens: same rows, integrity ok', async () => {
+    const db = await create(cluster.url('shop'))
+    await call(db, 'run', 'CREATE TABLE item(id INTEGER PRIMARY KEY, name TEXT, data BLOB)')
+    for (let i = 1; i <= 50; i++) await call(db, 'run', 'INSERT INTO item(name, data) VALUES (?, ?)', [`item ${i}`, Buffer.alloc(1000, i)])
+    await new Promise((resolve) => db.close(resolve))
+
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sqlite3-cluster-dump-'))
+    try {
+      const leader = await cluster.leader()
+      await new Promise((resolve, reject) => execFile('dqlite', ['-s', leader, 'shop', `.dump ${leader} shop`], { cwd: dir, timeout: 10000 },
+        (err) => (err ? reject(err) : resolve())))
+      expect(fs.readdirSync(dir).sort()).toEqual(['shop', 'shop-wal'])
+      const copy = new sqlite3.Database(path.join(dir, 'shop'))
+      const all = (sql) => new Promise((resolve, reject) => copy.all(sql, (err, rows) => (err ? reject(err) : resolve(rows))))
+      expect(await all('PRAGMA integrity_check')).toEqual([{ integrity_check: 'ok' }])
+      const rows = await all('SELECT id, name, length(data) AS n, hex(substr(data, 1, 1)) AS b FROM item ORDER BY id')
+      expect(rows).toHaveLength(50)
+      expect(rows[49]).toEqual({ id: 50, name: 'item 50', n: 1000, b: '32' })
+      await new Promise((resolve) => copy.close(resolve))
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
 

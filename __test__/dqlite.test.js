@@ -118,6 +118,25 @@ describeCluster('a Database on a 3-node dqlite cluster', () => {
     await call(db, 'run', 'INSERT INTO g(x, d) VALUES (?, ?)', [1, new Date(1700000000123)])
     expect(await call(db, 'get', 'SELECT d FROM g WHERE x = 1')).toEqual({ d: 1700000000123 })
     expect(await call(db, 'get', 'SELECT count(*) AS n FROM g')).toEqual({ n: 1 })
+    // A REAL or BLOB in a DATETIME column, or anything but an integer in a BOOLEAN one, stops
+    // the node that reads it back: such binds are refused where they would be stored, and only there.
+    await call(db, 'run', 'CREATE TABLE typed(id INTEGER PRIMARY KEY, price REAL, at DATETIME, ok BOOLEAN)')
+    const refused = /parameter \d+ holds .* dqlite 1\.11 node that reads it back stops/
+    await expect(call(db, 'run', 'INSERT INTO typed(at) VALUES (?)', [1.5])).rejects.toThrow(/holds a REAL, and would land in typed\.at, declared DATETIME/)
+    await expect(call(db, 'run', 'INSERT INTO typed VALUES (?, ?, ?, ?)', [1, 2.5, Buffer.from([1]), 1])).rejects.toThrow(refused)
+    await expect(call(db, 'run', 'UPDATE typed SET ok = ? WHERE price = ?', ['yes', 1.5])).rejects.toThrow(/holds text, and would land in typed\.ok, declared BOOLEAN/)
+    await expect(call(db, 'run', 'INSERT INTO typed(price) SELECT ?', [0.5])).rejects.toMatchObject({ code: 'SQLITE_MISMATCH' })
+    const stmt = db.prepare('INSERT INTO typed(price, at, ok) VALUES (?, ?, ?)')
+    await expect(new Promise((resolve, reject) => stmt.run([1.5, 'tomorrow', 0.5], (e) => (e ? reject(e) : resolve())))).rejects.toThrow(refused)
+    await new Promise((resolve) => stmt.finalize(resolve))
+    // The same values where they are safe: a REAL column, a WHERE, whole numbers, text in DATETIME.
+    await call(db, 'run', 'INSERT INTO typed(price, at, ok) VALUES (?, ?, ?)', [1.5, new Date(1700000000123), 1])
+    await call(db, 'run', 'INSERT INTO typed(price, at, ok) VALUES (?, ?, ?)', [2.5, '2026-12-03 10:00:00', '0'])
+    expect(await call(db, 'run', 'UPDATE typed SET ok = ? WHERE price = ?', [0, 1.5])).toEqual({ lastID: 2, changes: 1 })
+    expect(await call(db, 'all', 'SELECT price, at, ok FROM typed ORDER BY id')).toEqual([
+      { price: 1.5, at: 1700000000123, ok: 0 },
+      { price: 2.5, at: '2026-12-03 10:00:00', ok: 0 },
+    ])
     expect(cluster.nodes.every((n) => cluster.alive(n))).toBe(true)
     await new Promise((resolve) => db.close(resolve))
   })

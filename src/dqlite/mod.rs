@@ -4,6 +4,8 @@
 //! - [`wire`]: dqlite's wire protocol, version 1: encoding requests, decoding answers.
 //! - [`statement`]: what must be known of a statement before sending it: its kind (rows or
 //!   not, a write with rows), a second statement after it, its parameters' numbers.
+//! - [`stored`]: which column a write stores each bound value in, and which values a column
+//!   dqlite types by its declaration cannot give back without stopping the node.
 //! - [`session`]: a Database's session on the cluster, the `Backend` behind a `dqlite://`
 //!   filename.
 //! - [`shapes`]: the column names of its results, sent to JavaScript once per session.
@@ -14,6 +16,7 @@ pub mod connection;
 pub mod session;
 pub mod shapes;
 pub mod statement;
+pub mod stored;
 pub mod wire;
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ use rusqlite::ffi;
 use super::connection::{Connection, Outcome};
 use super::shapes::Shapes;
 use super::statement::{self, Kind, Parameters};
+use super::stored::{self, Lands, Typed};
 use super::wire::{Request as Wire, Response as Answer};
 use crate::backend::Backend;
 use crate::engine::{begins_transaction, is_rollback, Sink};
@@ -223,6 +224,15 @@ struct Worker {
   shapes: Shapes,
   /// The address of the leader JavaScript was last told of.
   leader: Option<String>,
+}
+
+/// A column that dqlite types by its declared type (`stored`).
+struct TypedColumn {
+  /// Its place in the table's order.
+  place: usize,
+  name: String,
+  declared: String,
+  typed: Typed,
 }
 
 /// A prepared statement: its SQL, its parameters' numbers, the values bound to them, and what
@@ -707,6 +717,85 @@ impl Worker {
     Ok(())
   }
 
+  /// Refuses a value that the write `sql` would store in a column dqlite types by its declared
+  /// type and cannot give back (`stored`): the node that read it would stop.
+  fn refuse_unreadable(&mut self, sql: &str, values: &[Value]) -> Result<(), Error> {
+    let Some(stores) = stored::stores(sql) else {
+      return Ok(());
+    };
+    let value = |n: usize| {
+      values
+        .get(n.wrapping_sub(1))
+        .filter(|v| stored::may_stop_a_node(v))
+    };
+    if !stores.parameters.iter().any(|(n, _)| value(*n).is_some()) {
+      return Ok(());
+    }
+    let columns = self.typed_columns(stores.table)?;
+    for (n, into) in &stores.parameters {
+      let Some(value) = value(*n) else { continue };
+      let lands = |c: &TypedColumn| match into {
+        Lands::Column(name) => c.name.eq_ignore_ascii_case(name),
+        Lands::Position(place) => c.place == *place,
+        Lands::Anywhere => true,
+      };
+      if let Some(column) = columns.iter().find(|c| lands(c) && c.typed.stops_a_node(value)) {
+        let kind = match value {
+          Value::Real(_) => "a REAL",
+          Value::Blob(_) => "a BLOB",
+          _ => "text",
+        };
+        let instead = match column.typed {
+          Typed::Time => "an integer (a Date binds as its milliseconds) or text",
+          Typed::Boolean => "an integer",
+        };
+        let place = match into {
+          Lands::Anywhere => "may land in",
+          _ => "would land in",
+        };
+        return Err(Error::sqlite(
+          ffi::SQLITE_MISMATCH,
+          format!(
+            "parameter {n} holds {kind}, and {place} {}.{}, declared {}: a dqlite 1.11 node that reads it back stops. Bind {instead}",
+            stores.table, column.name, column.declared
+          ),
+        ));
+      }
+    }
+    Ok(())
+  }
+
+  /// The columns of `table` that dqlite types by their declared type.
+  fn typed_columns(&mut self, table: &str) -> Result<Vec<TypedColumn>, Error> {
+    // Not an each()'s rows, if the write is an each()'s statement.
+    let streaming = self.streaming.take();
+    let ran = self.run(
+      "SELECT cid, name, type FROM pragma_table_info(?)",
+      &[Value::Text(table.to_owned())],
+      Kind::Rows,
+    );
+    self.streaming = streaming;
+    let Ran::Rows { values, .. } = ran? else {
+      return Ok(Vec::new());
+    };
+    Ok(
+      values
+        .chunks(3)
+        .filter_map(|row| match row {
+          [Value::Integer(place), Value::Text(name), Value::Text(declared)] => {
+            Typed::of(declared).map(|typed| TypedColumn {
+              place: *place as usize,
+              name: name.clone(),
+              declared: declared.clone(),
+              typed,
+            })
+          }
+          _ => None,
+        })
+        .collect(),
+    )
+  }
+
   /// The connection is lost while `sql` was in flight: when `sql` is the `COMMIT` (or `END`) of
   /// the session's transaction, it may have been committed or not, so the session is not left
   /// aborted (whose error says to run the transaction again, which could store it twice). The
@@ -728,6 +817,9 @@ impl Worker {
 
   /// Sends one statement until it is answered, following the rules of the module's comment.
   fn run(&mut self, sql: &str, values: &[Value], kind: Kind) -> Result<Ran, Error> {
+    if kind != Kind::Rows && values.iter().any(stored::may_stop_a_node) {
+      self.refuse_unreadable(sql, values)?;
+    }
     let mut busy_since: Option<Instant> = None;
     let mut backoff = Duration::from_millis(1);
     let mut resends = 0;

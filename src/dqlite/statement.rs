@@ -26,20 +26,23 @@ pub enum Kind {
 
 /// One token of SQL, as far as the client cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Token<'a> {
+pub(super) enum Token<'a> {
   Word(&'a str),
+  /// A name in `"…"`, `` `…` `` or `[…]`, without its quotes.
+  Quoted(&'a str),
   /// `?`, `?NNN`, `:name`, `@name`, `$name`, as written.
   Parameter(&'a str),
   Open,
   Close,
   Semicolon,
   Equals,
+  Comma,
   Other,
 }
 
 /// The tokens of `sql`; strings, quoted names, numbers and comments come out as `Other` or not
 /// at all.
-fn tokens(sql: &str) -> Vec<Token<'_>> {
+pub(super) fn tokens(sql: &str) -> Vec<Token<'_>> {
   scan(sql).0
 }
 
@@ -82,9 +85,12 @@ fn scan(sql: &str) -> (Vec<Token<'_>>, Vec<usize>) {
             Some(_) => i += 1,
           }
         }
-        out.push(Token::Other);
+        out.push(match b {
+          b'\'' => Token::Other, // a string
+          _ => Token::Quoted(sql.get(start + 1..i.saturating_sub(1)).unwrap_or("")),
+        });
       }
-      b'(' | b')' | b';' | b'=' => {
+      b'(' | b')' | b';' | b'=' | b',' => {
         i += 1;
         if b == b';' {
           semicolons.push(i);
@@ -93,6 +99,7 @@ fn scan(sql: &str) -> (Vec<Token<'_>>, Vec<usize>) {
           b'(' => Token::Open,
           b')' => Token::Close,
           b';' => Token::Semicolon,
+          b',' => Token::Comma,
           _ => Token::Equals,
         });
       }
@@ -135,7 +142,7 @@ fn scan(sql: &str) -> (Vec<Token<'_>>, Vec<usize>) {
 
 /// How many tokens the first statement takes, its `;` included. A `;` ends it only outside
 /// parentheses, `CASE … END`, and the `BEGIN … END` body of a `CREATE TRIGGER`.
-fn first_statement(tokens: &[Token<'_>]) -> usize {
+pub(super) fn first_statement(tokens: &[Token<'_>]) -> usize {
   let is = |t: &Token<'_>, k: &str| matches!(t, Token::Word(w) if w.eq_ignore_ascii_case(k));
   let trigger =
     tokens.first().is_some_and(|t| is(t, "CREATE")) && tokens.iter().take(4).any(|t| is(t, "TRIGGER"));

@@ -133,6 +133,9 @@ describeCluster('a Database on a 3-node dqlite cluster', () => {
     await call(db, 'run', 'INSERT INTO typed(price, at, ok) VALUES (?, ?, ?)', [1.5, new Date(1700000000123), 1])
     await call(db, 'run', 'INSERT INTO typed(price, at, ok) VALUES (?, ?, ?)', [2.5, '2026-12-03 10:00:00', '0'])
     expect(await call(db, 'run', 'UPDATE typed SET ok = ? WHERE price = ?', [0, 1.5])).toEqual({ lastID: 2, changes: 1 })
+    // A column this session adds is known at once (what it learnt of the table is dropped).
+    await call(db, 'run', 'ALTER TABLE typed ADD COLUMN later DATE')
+    await expect(call(db, 'run', 'UPDATE typed SET later = ?', [0.25])).rejects.toThrow(/typed\.later, declared DATE/)
     expect(await call(db, 'all', 'SELECT price, at, ok FROM typed ORDER BY id')).toEqual([
       { price: 1.5, at: 1700000000123, ok: 0 },
       { price: 2.5, at: '2026-12-03 10:00:00', ok: 0 },

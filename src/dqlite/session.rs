@@ -121,6 +121,7 @@ impl DqliteSession {
       streaming: None,
       shapes: Shapes::default(),
       leader: None,
+      typed: HashMap::new(),
     };
     // If the thread cannot start, sending to it fails and `send` answers the requests.
     let _ = std::thread::Builder::new()
@@ -224,9 +225,26 @@ struct Worker {
   shapes: Shapes,
   /// The address of the leader JavaScript was last told of.
   leader: Option<String>,
+  /// The typed columns of the tables this session wrote to, by table (lower case), with when
+  /// they were learnt (`typed_columns`).
+  typed: HashMap<String, (Instant, Vec<TypedColumn>)>,
+}
+
+/// How long a session keeps what it learnt of a table's typed columns.
+const TYPED_COLUMNS_KEPT: Duration = Duration::from_secs(1);
+
+/// Whether `sql` may change a table's columns.
+fn changes_schema(sql: &str) -> bool {
+  let words = statement::words(sql);
+  words.first().is_some_and(|w| {
+    ["CREATE", "ALTER", "DROP"]
+      .iter()
+      .any(|k| w.eq_ignore_ascii_case(k))
+  })
 }
 
 /// A column that dqlite types by its declared type (`stored`).
+#[derive(Clone)]
 struct TypedColumn {
   /// Its place in the table's order.
   place: usize,
@@ -475,6 +493,7 @@ impl Worker {
       }));
     }
     self.conn = Some(conn);
+    self.typed.clear();
   }
 
   /// The connection to the leader, found again if the last one was lost.
@@ -765,8 +784,16 @@ impl Worker {
     Ok(())
   }
 
-  /// The columns of `table` that dqlite types by their declared type.
+  /// The columns of `table` that dqlite types by their declared type. Kept for
+  /// `TYPED_COLUMNS_KEPT`, so that a run of writes asks once; another client's change of the
+  /// table's columns is seen that much later (this session's own, at once).
   fn typed_columns(&mut self, table: &str) -> Result<Vec<TypedColumn>, Error> {
+    let key = table.to_ascii_lowercase();
+    if let Some((at, columns)) = self.typed.get(&key) {
+      if at.elapsed() < TYPED_COLUMNS_KEPT {
+        return Ok(columns.clone());
+      }
+    }
     // Not an each()'s rows, if the write is an each()'s statement.
     let streaming = self.streaming.take();
     let ran = self.run(
@@ -778,22 +805,22 @@ impl Worker {
     let Ran::Rows { values, .. } = ran? else {
       return Ok(Vec::new());
     };
-    Ok(
-      values
-        .chunks(3)
-        .filter_map(|row| match row {
-          [Value::Integer(place), Value::Text(name), Value::Text(declared)] => {
-            Typed::of(declared).map(|typed| TypedColumn {
-              place: *place as usize,
-              name: name.clone(),
-              declared: declared.clone(),
-              typed,
-            })
-          }
-          _ => None,
-        })
-        .collect(),
-    )
+    let columns: Vec<TypedColumn> = values
+      .chunks(3)
+      .filter_map(|row| match row {
+        [Value::Integer(place), Value::Text(name), Value::Text(declared)] => {
+          Typed::of(declared).map(|typed| TypedColumn {
+            place: *place as usize,
+            name: name.clone(),
+            declared: declared.clone(),
+            typed,
+          })
+        }
+        _ => None,
+      })
+      .collect();
+    self.typed.insert(key, (Instant::now(), columns.clone()));
+    Ok(columns)
   }
 
   /// The connection is lost while `sql` was in flight: when `sql` is the `COMMIT` (or `END`) of
@@ -817,6 +844,9 @@ impl Worker {
 
   /// Sends one statement until it is answered, following the rules of the module's comment.
   fn run(&mut self, sql: &str, values: &[Value], kind: Kind) -> Result<Ran, Error> {
+    if !self.typed.is_empty() && changes_schema(sql) {
+      self.typed.clear();
+    }
     if kind != Kind::Rows && values.iter().any(stored::may_stop_a_node) {
       self.refuse_unreadable(sql, values)?;
     }

@@ -39,7 +39,10 @@ test('configure options are the same words in Rust and in lib/methods/configure.
   expect(rust.sort()).toEqual(['busyTimeout', 'limit', ...HOOKS].sort())
 })
 
-test("the events Rust reports are 'role' and the hooks lib/methods/events.js turns on", () => {
+test("the events Rust reports are 'role', 'leader' (dqlite) and the hooks lib/methods/events.js turns on", () => {
   const rust = [...readNapiSide().matchAll(/self\.str\("(\w+)"\)/g)].map((m) => m[1])
-  expect(rust.sort()).toEqual(['role', ...HOOKS].sort())
+  expect(rust.sort()).toEqual(['leader', 'role', ...HOOKS].sort())
+  // The two that are not hooks are each handled by name in lib/methods/events.js.
+  const events = read('lib/methods/events.js')
+  for (const name of ['role', 'leader']) expect(events).toContain(`name === '${name}'`)
 })

@@ -37,7 +37,7 @@ use super::statement::{self, Kind, Parameters};
 use super::stored::{self, Lands, Typed};
 use super::wire::{Request as Wire, Response as Answer};
 use crate::backend::Backend;
-use crate::engine::{begins_transaction, is_rollback, Sink};
+use crate::engine::{begins_transaction, first_word, is_rollback, Sink};
 use crate::error::{ClusterCode, Error};
 use crate::protocol::{
   Event, FirstResult, Mode, Outgoing, Request, Response, Rows, Script, ScriptResult, Setting, Shape,
@@ -235,12 +235,10 @@ const TYPED_COLUMNS_KEPT: Duration = Duration::from_secs(1);
 
 /// Whether `sql` may change a table's columns.
 fn changes_schema(sql: &str) -> bool {
-  let words = statement::words(sql);
-  words.first().is_some_and(|w| {
-    ["CREATE", "ALTER", "DROP"]
-      .iter()
-      .any(|k| w.eq_ignore_ascii_case(k))
-  })
+  let first = first_word(sql);
+  ["CREATE", "ALTER", "DROP"]
+    .iter()
+    .any(|k| first.eq_ignore_ascii_case(k))
 }
 
 /// A column that dqlite types by its declared type (`stored`).
@@ -844,7 +842,7 @@ impl Worker {
 
   /// Sends one statement until it is answered, following the rules of the module's comment.
   fn run(&mut self, sql: &str, values: &[Value], kind: Kind) -> Result<Ran, Error> {
-    if !self.typed.is_empty() && changes_schema(sql) {
+    if kind != Kind::Rows && !self.typed.is_empty() && changes_schema(sql) {
       self.typed.clear();
     }
     if kind != Kind::Rows && values.iter().any(stored::may_stop_a_node) {
@@ -956,17 +954,9 @@ impl Worker {
       if !more {
         break None;
       }
-      let conn = self.conn.as_mut().expect("the connection that answered");
-      match conn.next_part() {
-        Ok(Ok(part)) => {
-          pending.extend(part.rows.into_iter().flatten());
-          more = part.more;
-        }
-        Ok(Err((code, message))) => break Some(Error::sqlite(code as i32, message)),
-        Err(e) => {
-          self.conn = None;
-          break Some(lost(&e.to_string()));
-        }
+      match self.next_part(&mut pending) {
+        Ok(next) => more = next,
+        Err(e) => break Some(e),
       }
     };
     self.sink.send(Outgoing::Reply {
@@ -982,20 +972,26 @@ impl Worker {
     let mut values: Vec<Value> = first.rows.into_iter().flatten().collect();
     let mut more = first.more;
     while more {
-      let conn = self.conn.as_mut().expect("the connection that answered");
-      match conn.next_part() {
-        Ok(Ok(part)) => {
-          values.extend(part.rows.into_iter().flatten());
-          more = part.more;
-        }
-        Ok(Err((code, message))) => return Err(Error::sqlite(code as i32, message)),
-        Err(e) => {
-          self.conn = None;
-          return Err(lost(&e.to_string()));
-        }
-      }
+      more = self.next_part(&mut values)?;
     }
     Ok(Ran::Rows { columns, values })
+  }
+
+  /// Reads the next part of a result into `values`; whether more follow. A failure after some
+  /// parts is the statement's error; a lost connection is gone.
+  fn next_part(&mut self, values: &mut Vec<Value>) -> Result<bool, Error> {
+    let conn = self.conn.as_mut().expect("the connection that answered");
+    match conn.next_part() {
+      Ok(Ok(part)) => {
+        values.extend(part.rows.into_iter().flatten());
+        Ok(part.more)
+      }
+      Ok(Err((code, message))) => Err(Error::sqlite(code as i32, message)),
+      Err(e) => {
+        self.conn = None;
+        Err(lost(&e.to_string()))
+      }
+    }
   }
 }
 

@@ -294,24 +294,48 @@ pub struct Parameters {
 }
 
 pub fn parameters(sql: &str) -> Parameters {
-  let mut layout = Parameters::default();
   let tokens = tokens(sql);
-  for token in &tokens[..first_statement(&tokens)] {
-    match *token {
-      Token::Parameter("?") => layout.count += 1,
-      Token::Parameter(p) if p.starts_with('?') => {
-        if let Ok(n) = p[1..].parse::<usize>() {
-          layout.count = layout.count.max(n);
-        }
+  let tokens = &tokens[..first_statement(&tokens)];
+  let mut layout = Parameters::default();
+  for (token, number) in tokens.iter().zip(numbers(tokens)) {
+    let Some(number) = number else { continue };
+    layout.count = layout.count.max(number);
+    if let Token::Parameter(name) = token {
+      if !name.starts_with('?') && !layout.names.iter().any(|(n, _)| n == name) {
+        layout.names.push(((*name).to_owned(), number));
       }
-      Token::Parameter(name) if !layout.names.iter().any(|(n, _)| n == name) => {
-        layout.count += 1;
-        layout.names.push((name.to_owned(), layout.count));
-      }
-      _ => {}
     }
   }
   layout
+}
+
+/// Each token's parameter number, if it is a parameter: `?` takes the next number, `?NNN` is
+/// NNN, and a name takes the next number when it first appears and the same number after.
+pub(super) fn numbers(tokens: &[Token<'_>]) -> Vec<Option<usize>> {
+  let (mut count, mut names) = (0usize, Vec::<(&str, usize)>::new());
+  tokens
+    .iter()
+    .map(|t| match *t {
+      Token::Parameter("?") => {
+        count += 1;
+        Some(count)
+      }
+      Token::Parameter(p) if p.starts_with('?') => {
+        let n = p[1..].parse::<usize>().ok()?;
+        count = count.max(n);
+        Some(n)
+      }
+      Token::Parameter(name) => match names.iter().find(|(n, _)| *n == name) {
+        Some((_, i)) => Some(*i),
+        None => {
+          count += 1;
+          names.push((name, count));
+          Some(count)
+        }
+      },
+      _ => None,
+    })
+    .collect()
 }
 
 /// Why values cannot be bound: what SQLite itself would answer (`SQLITE_RANGE`).

@@ -13,7 +13,7 @@
 //! `DO UPDATE SET`. A parameter of an `INSERT … SELECT`, or of a form not read here, may land in
 //! any column of the table. A parameter of a `WHERE` stores nothing.
 
-use super::statement::{first_statement, tokens, Token};
+use super::statement::{first_statement, numbers, tokens, Token};
 use crate::value::Value;
 
 /// How dqlite 1.11 answers a column, by its declared type.
@@ -260,34 +260,6 @@ fn assignments<'a>(
     at += 1;
   }
   at
-}
-
-/// Each token's parameter number, as SQLite numbers them (`statement::parameters`).
-fn numbers(tokens: &[Token<'_>]) -> Vec<Option<usize>> {
-  let (mut count, mut names) = (0usize, Vec::<(&str, usize)>::new());
-  tokens
-    .iter()
-    .map(|t| match *t {
-      Token::Parameter("?") => {
-        count += 1;
-        Some(count)
-      }
-      Token::Parameter(p) if p.starts_with('?') => {
-        let n = p[1..].parse::<usize>().ok()?;
-        count = count.max(n);
-        Some(n)
-      }
-      Token::Parameter(name) => match names.iter().find(|(n, _)| *n == name) {
-        Some((_, i)) => Some(*i),
-        None => {
-          count += 1;
-          names.push((name, count));
-          Some(count)
-        }
-      },
-      _ => None,
-    })
-    .collect()
 }
 
 #[cfg(test)]

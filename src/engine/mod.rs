@@ -61,6 +61,7 @@ use crate::protocol::{Outgoing, Request};
 pub use connection::{new_shape, Connection, Statement};
 pub use identity::{of as file_identity, Identity};
 pub use keys::{check_key, prove_key};
+pub use lexer::first_word;
 pub use policy::SessionPolicy;
 pub use read_pool::default_capacity as default_read_connections;
 pub use reader::{GivenBack, OwnReader};

@@ -16,9 +16,11 @@
 //!   segment of a result of a few parts waits in the server for the client's ACK, which Linux
 //!   delays by about 40 ms: `all()` of 1000 rows took 44 ms instead of 0.4 ms. The client sets
 //!   `TCP_NODELAY` on its side and re-arms `TCP_QUICKACK` (which the kernel clears by itself)
-//!   after every read, so every segment is acknowledged at once.
+//!   whenever more is on its way (a message read in part, a result with parts to come), so
+//!   those segments are acknowledged at once. Not after an answer read whole: nothing waits for
+//!   that ACK, the next request carries it, and sending it alone cost more CPU than the query.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
@@ -85,6 +87,13 @@ struct Inbox {
 
 /// The least a read asks the kernel for.
 const READ_SIZE: usize = 64 * 1024;
+
+/// Whether `send` sent the request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Sent {
+  Sent,
+  TooLarge,
+}
 
 /// What became of a request.
 #[derive(Debug)]
@@ -226,17 +235,41 @@ impl Connection {
   /// Sends `request` and reads its answer (a FAILURE is an answer). For a query, this is its
   /// first part; `next_part` reads the others.
   pub fn call(&mut self, request: Request<'_>) -> Outcome<Response> {
-    self.out.clear();
-    if let Err(e) = wire::encode(&request, &mut self.out) {
-      return Outcome::Refused(Refused(e));
-    }
-    if let Err(e) = self.stream.write_all(&self.out) {
-      return Outcome::Lost(e.into());
+    if let Err(outcome) = self.send(request, usize::MAX) {
+      return outcome;
     }
     match self.read() {
       Ok(response) => Outcome::Answered(response),
       Err(e) => Outcome::Lost(e),
     }
+  }
+
+  /// Sends `request` without waiting for its answer (`try_read` reads it). A request that
+  /// encodes to more than `limit` bytes is not sent (`Sent::TooLarge`): writing it could wait
+  /// for the node to read, and the caller may not wait.
+  pub fn send(&mut self, request: Request<'_>, limit: usize) -> Result<Sent, Outcome<Response>> {
+    self.out.clear();
+    if let Err(e) = wire::encode(&request, &mut self.out) {
+      return Err(Outcome::Refused(Refused(e)));
+    }
+    if self.out.len() > limit {
+      return Ok(Sent::TooLarge);
+    }
+    match self.stream.write_all(&self.out) {
+      Ok(()) => Ok(Sent::Sent),
+      Err(e) => Err(Outcome::Lost(e.into())),
+    }
+  }
+
+  /// The next message if it has arrived whole, without waiting for it (`None` when more must
+  /// come first).
+  pub fn try_read(&mut self) -> Result<Option<Response>, Failure> {
+    self.message(false)
+  }
+
+  /// The socket, for a watch on it (`js::event_loop`).
+  pub fn fd(&self) -> std::os::fd::RawFd {
+    self.stream.as_raw_fd()
   }
 
   /// The next part of a result whose last part said more follow (`RowsPart::more`). A FAILURE
@@ -251,39 +284,83 @@ impl Connection {
 
   /// One message from the node.
   fn read(&mut self) -> Result<Response, Failure> {
-    self.fill(wire::WORD)?;
+    Ok(self.message(true)?.expect("a read that waits has a message"))
+  }
+
+  /// One message from the node; without `wait`, `None` when it has not arrived whole yet.
+  fn message(&mut self, wait: bool) -> Result<Option<Response>, Failure> {
+    if !self.fill(wire::WORD, wait)? {
+      return Ok(None);
+    }
     let at = self.inbox.start;
     let word: [u8; wire::WORD] = self.inbox.bytes[at..at + wire::WORD].try_into().expect("filled");
     let header = Header::parse(word).map_err(Failure::Protocol)?;
-    self.fill(wire::WORD + header.len)?;
+    if !self.fill(wire::WORD + header.len, wait)? {
+      return Ok(None);
+    }
     // Filling may have moved the message to the front of the buffer.
     let body_at = self.inbox.start + wire::WORD;
     let body = &self.inbox.bytes[body_at..body_at + header.len];
     let response = wire::decode(&header, body).map_err(Failure::Protocol)?;
     self.inbox.start += wire::WORD + header.len;
-    Ok(response)
+    if matches!(&response, Response::Rows(part) if part.more) {
+      // More parts are on their way: acknowledge at once.
+      quick_ack(&self.stream);
+    }
+    Ok(Some(response))
   }
 
-  /// Receives until `len` undecoded bytes are at hand.
-  fn fill(&mut self, len: usize) -> Result<(), Failure> {
+  /// Receives until `len` undecoded bytes are at hand; without `wait`, only what has arrived
+  /// (false when that is not enough).
+  fn fill(&mut self, len: usize, wait: bool) -> Result<bool, Failure> {
     let inbox = &mut self.inbox;
     if inbox.bytes.len() - inbox.start >= len {
-      return Ok(());
+      return Ok(true);
     }
     // Move what is left to the front, so the buffer grows only for a message larger than it.
     inbox.bytes.drain(..inbox.start);
     inbox.start = 0;
+    let flags = if wait { 0 } else { libc::MSG_DONTWAIT };
     while inbox.bytes.len() < len {
       let have = inbox.bytes.len();
-      inbox.bytes.resize(have + (len - have).max(READ_SIZE), 0);
-      let read = self.stream.read(&mut inbox.bytes[have..]);
-      inbox.bytes.truncate(have + read.as_ref().map_or(0, |n| *n));
-      if read? == 0 {
-        return Err(Failure::Io(std::io::ErrorKind::UnexpectedEof.into()));
+      inbox.bytes.reserve((len - have).max(READ_SIZE));
+      let free = inbox.bytes.spare_capacity_mut();
+      // SAFETY: the descriptor is this connection's open socket; `free` is writable for its
+      // length, which is passed. A blocking read is bounded by the socket's read timeout.
+      let n = unsafe {
+        libc::recv(
+          self.stream.as_raw_fd(),
+          free.as_mut_ptr().cast(),
+          free.len(),
+          flags,
+        )
+      };
+      let error = (n < 0).then(std::io::Error::last_os_error);
+      if n > 0 {
+        // SAFETY: the kernel wrote `n` bytes, no more than the spare capacity, right after the
+        // `have` bytes already there.
+        unsafe { inbox.bytes.set_len(have + n as usize) };
       }
-      quick_ack(&self.stream);
+      match error {
+        Some(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+        Some(e) if !wait && e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+        Some(e) => return Err(Failure::Io(e)),
+        None if n == 0 => return Err(Failure::Io(std::io::ErrorKind::UnexpectedEof.into())),
+        // More of this message is on its way: acknowledge what came at once.
+        None if inbox.bytes.len() < len => quick_ack(&self.stream),
+        None => {}
+      }
     }
-    Ok(())
+    Ok(true)
+  }
+}
+
+impl Drop for Connection {
+  /// Closes the connection itself, not only this descriptor: a watch on the socket holds a
+  /// duplicate of it (`js::event_loop`), and the node must see the connection end (it rolls
+  /// back a transaction left open on it).
+  fn drop(&mut self) {
+    let _ = self.stream.shutdown(std::net::Shutdown::Both);
   }
 }
 
@@ -315,6 +392,7 @@ fn describe(outcome: Outcome<Response>) -> String {
 #[cfg(test)]
 mod tests {
   use super::*;
+  use std::io::Read;
   use std::net::TcpListener;
 
   /// A message as a node writes it: the header, then `body` (a multiple of 8 bytes).

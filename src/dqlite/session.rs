@@ -23,10 +23,9 @@
 //!   inside a transaction takes the transaction with it: the session's statements then fail with
 //!   `CLUSTER_TXN_ABORTED` until it sends `ROLLBACK` (answered here).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rusqlite::ffi;
@@ -39,11 +38,15 @@ use super::wire::{Request as Wire, Response as Answer};
 use crate::backend::Backend;
 use crate::engine::{begins_transaction, first_word, is_rollback, Sink};
 use crate::error::{ClusterCode, Error};
+use crate::js::event_loop::{EventLoop, Watch};
 use crate::protocol::{
   Event, FirstResult, Mode, Outgoing, Request, Response, Rows, Script, ScriptResult, Setting, Shape,
   SCRIPT_ERROR,
 };
 use crate::value::{ParamKey, Params, Value};
+
+mod direct;
+use direct::Pending;
 
 /// `SQLITE_IOERR_NOT_LEADER`: refused before running, by a node that does not lead.
 const NOT_LEADER: u64 = 10 | (40 << 8);
@@ -62,16 +65,52 @@ const RESENDS: u32 = 5;
 
 /// A Database on a dqlite cluster.
 pub struct DqliteSession {
-  jobs: Sender<Job>,
+  shared: Arc<Shared>,
   window: Arc<Window>,
-  sink: Arc<dyn Sink>,
 }
 
 enum Job {
   Run(u32, Request),
+  /// A statement that the JavaScript thread began (`direct`), for the session's thread to
+  /// finish: from its start, or from the answer (or loss) it met.
+  Resume(Pending, Option<Outcome<Answer>>),
   /// The session leaves: its connection closes (a transaction left open is rolled back by the
   /// leader), then `done` runs.
   Leave(Box<dyn FnOnce() + Send>),
+}
+
+/// What the session's thread and the JavaScript thread share. Locks are taken in this order:
+/// `turn`, then `worker`.
+struct Shared {
+  turn: Mutex<Turn>,
+  /// Wakes the session's thread: a job for it, the end, or a second to check the time.
+  wake: Condvar,
+  worker: Mutex<Worker>,
+  sink: Arc<dyn Sink>,
+  /// The JavaScript thread's loop, where answers can be read without the session's thread
+  /// (`direct`); `None` outside Node.
+  event_loop: Option<EventLoop>,
+}
+
+/// Whose turn it is to run the session's requests, and those waiting.
+struct Turn {
+  jobs: VecDeque<Job>,
+  runner: Runner,
+  /// The session is gone: its thread ends.
+  ended: bool,
+  /// The watch on the connection's socket, with the number of the connection it watches
+  /// (`Worker::connections`). Made, started, stopped and dropped on the JavaScript thread only.
+  watch: Option<(u64, Watch)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Runner {
+  /// Nothing runs; no job waits.
+  Idle,
+  /// The session's thread runs the jobs, until none is left.
+  Thread,
+  /// A statement sent by the JavaScript thread is waiting for its answer there, since `since`.
+  EventLoop { since: Instant },
 }
 
 /// The `each()` window: chunks delivered and not acknowledged yet, and whether the session left.
@@ -105,14 +144,16 @@ impl Window {
 }
 
 impl DqliteSession {
-  /// A session whose answers go to `sink`; its first request must be its `Open`.
-  pub fn start(sink: Arc<dyn Sink>) -> DqliteSession {
-    let (jobs, requests) = mpsc::channel();
+  /// A session whose answers go to `sink`; its first request must be its `Open`. With
+  /// `event_loop` (the JavaScript thread's, on which every call to the session is then made),
+  /// answers to statements are read on that thread when they can be (`direct`).
+  pub fn start(sink: Arc<dyn Sink>, event_loop: Option<EventLoop>) -> DqliteSession {
     let window = Arc::new(Window::default());
-    let mut worker = Worker {
+    let worker = Worker {
       sink: sink.clone(),
       target: None,
       conn: None,
+      connections: 0,
       busy_timeout: Duration::ZERO,
       txn: Txn::None,
       window: window.clone(),
@@ -122,24 +163,48 @@ impl DqliteSession {
       shapes: Shapes::default(),
       leader: None,
       typed: HashMap::new(),
+      pending: None,
     };
-    // If the thread cannot start, sending to it fails and `send` answers the requests.
-    let _ = std::thread::Builder::new()
+    let shared = Arc::new(Shared {
+      turn: Mutex::new(Turn {
+        jobs: VecDeque::new(),
+        runner: Runner::Idle,
+        ended: false,
+        watch: None,
+      }),
+      wake: Condvar::new(),
+      worker: Mutex::new(worker),
+      sink,
+      event_loop,
+    });
+    let serving = shared.clone();
+    let started = std::thread::Builder::new()
       .name("sqlite3-cluster dqlite session".into())
-      .spawn(move || worker.serve(requests));
-    DqliteSession { jobs, window, sink }
+      .spawn(move || serving.serve());
+    if started.is_err() {
+      // Every request is answered with the error (`send`).
+      shared.turn().ended = true;
+    }
+    DqliteSession { shared, window }
   }
 }
 
 impl Backend for DqliteSession {
   fn send(&self, id: u32, request: Request) {
-    if self.jobs.send(Job::Run(id, request)).is_err() {
+    let mut turn = self.shared.turn();
+    if turn.ended {
+      drop(turn);
       let error = Error::sqlite(ffi::SQLITE_MISUSE, "the dqlite session has no thread to run on");
-      self.sink.send(Outgoing::Reply {
+      self.shared.sink.send(Outgoing::Reply {
         id,
         response: Response::Error(error),
       });
-      self.sink.flush();
+      self.shared.sink.flush();
+      return;
+    }
+    turn.jobs.push_back(Job::Run(id, request));
+    if turn.runner == Runner::Idle {
+      self.shared.next(&mut turn);
     }
   }
 
@@ -153,8 +218,85 @@ impl Backend for DqliteSession {
 
   fn leave(&mut self, done: Box<dyn FnOnce() + Send>) {
     self.window.close();
-    if let Err(mpsc::SendError(Job::Leave(done))) = self.jobs.send(Job::Leave(done)) {
-      done();
+    let mut turn = self.shared.turn();
+    if turn.ended {
+      drop(turn);
+      return done();
+    }
+    turn.jobs.push_back(Job::Leave(done));
+    if turn.runner == Runner::Idle {
+      self.shared.next(&mut turn);
+    }
+  }
+}
+
+impl Drop for DqliteSession {
+  /// Ends the session's thread, and closes the watch here, on the JavaScript thread.
+  fn drop(&mut self) {
+    let mut turn = self.shared.turn();
+    turn.ended = true;
+    let watch = turn.watch.take();
+    drop(turn);
+    self.shared.wake.notify_all();
+    drop(watch);
+  }
+}
+
+impl Shared {
+  fn turn(&self) -> MutexGuard<'_, Turn> {
+    self.turn.lock().unwrap_or_else(|e| e.into_inner())
+  }
+
+  fn worker(&self) -> MutexGuard<'_, Worker> {
+    self.worker.lock().unwrap_or_else(|e| e.into_inner())
+  }
+
+  /// The session's thread: runs jobs while it has the turn, and watches the time of a
+  /// statement waiting on the event loop.
+  fn serve(&self) {
+    loop {
+      let job = {
+        let mut turn = self.turn();
+        loop {
+          if turn.runner == Runner::Thread {
+            match turn.jobs.pop_front() {
+              Some(job) => break job,
+              None => turn.runner = Runner::Idle,
+            }
+          }
+          if turn.ended && turn.runner != Runner::Thread {
+            return;
+          }
+          if let (Runner::EventLoop { since }, Some((_, watch))) = (turn.runner, &turn.watch) {
+            if since.elapsed() >= ANSWER_WITHIN {
+              // No answer in time: the connection is closed, which the JavaScript thread
+              // then reads as a loss, as a read on this thread would have timed out.
+              // SAFETY: the watch's descriptor is open while the watch is in `turn`, whose
+              // lock is held; shutting a socket down is allowed from any thread.
+              unsafe { libc::shutdown(watch.fd(), libc::SHUT_RDWR) };
+            }
+          }
+          turn = self
+            .wake
+            .wait_timeout(turn, Duration::from_secs(1))
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+        }
+      };
+      let mut worker = self.worker();
+      match job {
+        Job::Run(id, request) => worker.guarded(id, |worker| worker.handle(id, request)),
+        Job::Resume(pending, first) => {
+          let id = pending.id;
+          worker.guarded(id, |worker| Some(worker.resume(pending, first)))
+        }
+        Job::Leave(done) => {
+          worker.conn = None;
+          drop(worker);
+          self.turn().ended = true;
+          return done();
+        }
+      }
     }
   }
 }
@@ -211,6 +353,8 @@ struct Worker {
   sink: Arc<dyn Sink>,
   target: Option<Target>,
   conn: Option<Connection>,
+  /// How many connections the session has had: the number of the current one.
+  connections: u64,
   busy_timeout: Duration,
   txn: Txn,
   window: Arc<Window>,
@@ -228,6 +372,8 @@ struct Worker {
   /// The typed columns of the tables this session wrote to, by table (lower case), with when
   /// they were learnt (`typed_columns`).
   typed: HashMap<String, (Instant, Vec<TypedColumn>)>,
+  /// The statement sent by the JavaScript thread whose answer it is reading (`direct`).
+  pending: Option<Pending>,
 }
 
 /// How long a session keeps what it learnt of a table's typed columns.
@@ -306,34 +452,28 @@ impl Worker {
     }
   }
 
-  fn serve(&mut self, jobs: Receiver<Job>) {
-    while let Ok(job) = jobs.recv() {
-      match job {
-        Job::Run(id, request) => {
-          // A fault of this code must not end the thread, which would leave this request and
-          // every later one unanswered: the request fails, and the connection, in a state
-          // nobody knows, goes (a transaction on it with it).
-          let handled = std::panic::catch_unwind(AssertUnwindSafe(|| self.handle(id, request)));
-          let response = handled.unwrap_or_else(|_| {
-            let _ = self.leave_connection();
-            self.streaming = None;
-            Some(Response::Error(Error::sqlite(
-              ffi::SQLITE_INTERNAL,
-              "the dqlite session failed on this request (a fault of sqlite3-cluster, please report it): \
-               its connection was closed; a transaction open on it is lost",
-            )))
-          });
-          if let Some(response) = response {
-            self.sink.send(Outgoing::Reply { id, response });
-          }
-          self.sink.flush();
-        }
-        Job::Leave(done) => {
-          self.conn = None;
-          return done();
-        }
-      }
+  /// Answers request `id` with what `handle` gives. A fault of this code must not end the
+  /// thread, which would leave this request and every later one unanswered: the request fails,
+  /// and the connection, in a state nobody knows, goes (a transaction on it with it).
+  fn guarded(&mut self, id: u32, handle: impl FnOnce(&mut Worker) -> Option<Response>) {
+    let handled = std::panic::catch_unwind(AssertUnwindSafe(|| handle(self)));
+    let response = handled.unwrap_or_else(|_| Some(self.fault()));
+    if let Some(response) = response {
+      self.sink.send(Outgoing::Reply { id, response });
     }
+    self.sink.flush();
+  }
+
+  /// After a fault of this code while running a request: the request's error.
+  fn fault(&mut self) -> Response {
+    let _ = self.leave_connection();
+    self.streaming = None;
+    self.pending = None;
+    Response::Error(Error::sqlite(
+      ffi::SQLITE_INTERNAL,
+      "the dqlite session failed on this request (a fault of sqlite3-cluster, please report it): \
+       its connection was closed; a transaction open on it is lost",
+    ))
   }
 
   /// Runs one request; `None` when it answered itself (an `each()`).
@@ -491,6 +631,7 @@ impl Worker {
       }));
     }
     self.conn = Some(conn);
+    self.connections += 1;
     self.typed.clear();
   }
 
@@ -544,15 +685,27 @@ impl Worker {
     self.streaming = (mode == Mode::Each).then_some(id);
     let ran = self.run(&sql, values, statement::kind(&sql));
     self.streaming = None;
+    self.answer(ran, &sql, mode, cursor)
+  }
+
+  /// A statement's answer as `mode` asks, once `sql` (as sent) ran (or failed): the session
+  /// follows its transaction, and a `get()` keeps the other rows in `cursor`.
+  fn answer(
+    &mut self,
+    ran: Result<Ran, Error>,
+    sql: &str,
+    mode: Mode,
+    cursor: Option<&mut Option<Cursor>>,
+  ) -> Option<Response> {
     let response = match ran {
       Err(e) => Response::Error(e),
       Ok(Ran::Streamed) => {
-        self.follow_transaction(&sql);
+        self.follow_transaction(sql);
         return None;
       }
       Ok(Ran::Done { last_id, changes }) => {
         self.last = (last_id, changes);
-        self.follow_transaction(&sql);
+        self.follow_transaction(sql);
         match mode {
           Mode::Run => Response::Run {
             last_id,
@@ -564,7 +717,7 @@ impl Worker {
         }
       }
       Ok(Ran::Rows { columns, values }) => {
-        self.follow_transaction(&sql);
+        self.follow_transaction(sql);
         match mode {
           Mode::Run => Response::Run {
             last_id: self.last.0,
@@ -842,31 +995,42 @@ impl Worker {
 
   /// Sends one statement until it is answered, following the rules of the module's comment.
   fn run(&mut self, sql: &str, values: &[Value], kind: Kind) -> Result<Ran, Error> {
-    if kind != Kind::Rows && !self.typed.is_empty() && changes_schema(sql) {
-      self.typed.clear();
-    }
+    self.forget_typed_columns(sql, kind);
     if kind != Kind::Rows && values.iter().any(stored::may_stop_a_node) {
       self.refuse_unreadable(sql, values)?;
     }
+    self.run_from(sql, values, kind, None)
+  }
+
+  /// A write that may change a table's columns makes the session forget what it knew of them.
+  fn forget_typed_columns(&mut self, sql: &str, kind: Kind) {
+    if kind != Kind::Rows && !self.typed.is_empty() && changes_schema(sql) {
+      self.typed.clear();
+    }
+  }
+
+  /// `run` once its checks passed; with `first`, the statement was sent already and this is
+  /// what became of it.
+  fn run_from(
+    &mut self,
+    sql: &str,
+    values: &[Value],
+    kind: Kind,
+    mut first: Option<Outcome<Answer>>,
+  ) -> Result<Ran, Error> {
     let mut busy_since: Option<Instant> = None;
     let mut backoff = Duration::from_millis(1);
     let mut resends = 0;
     loop {
-      let conn = self.connection()?;
-      let db = conn.db;
-      let request = match kind {
-        Kind::Rows => Wire::QuerySql {
-          db,
-          sql,
-          params: values,
-        },
-        _ => Wire::ExecSql {
-          db,
-          sql,
-          params: values,
-        },
+      let outcome = match first.take() {
+        Some(outcome) => outcome,
+        None => {
+          let conn = self.connection()?;
+          let db = conn.db;
+          conn.call(wire_statement(db, sql, values, kind))
+        }
       };
-      let failure = match conn.call(request) {
+      let failure = match outcome {
         Outcome::Answered(Answer::Result {
           last_insert_id,
           changes,
@@ -992,6 +1156,14 @@ impl Worker {
         Err(lost(&e.to_string()))
       }
     }
+  }
+}
+
+/// The request that runs a statement of `kind`: QUERY_SQL for rows, EXEC_SQL for the rest.
+fn wire_statement<'a>(db: u32, sql: &'a str, params: &'a [Value], kind: Kind) -> Wire<'a> {
+  match kind {
+    Kind::Rows => Wire::QuerySql { db, sql, params },
+    _ => Wire::ExecSql { db, sql, params },
   }
 }
 

@@ -312,7 +312,7 @@ mod sessions {
     fn open(filename: &str) -> (Db, Reply) {
       let (sink, inbox) = ChannelSink::new();
       let db = Db {
-        session: DqliteSession::start(sink as Arc<_>),
+        session: DqliteSession::start(sink as Arc<_>, None),
         inbox,
         next: std::cell::Cell::new(1),
       };
@@ -545,7 +545,8 @@ mod sessions {
     a.sql("INSERT INTO t VALUES (1)", vec![], Mode::Run);
     let leader = Connection::open(&cluster.seeds(), "app", TIMEOUT, Instant::now() + TIMEOUT)
       .unwrap()
-      .address;
+      .address
+      .clone();
     cluster.kill(&leader);
     // b was outside a transaction: its next write goes to the new leader.
     assert!(matches!(

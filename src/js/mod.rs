@@ -4,6 +4,7 @@
 //! Everything here runs on the JavaScript thread, except `Outbox::send`, which the engine calls.
 
 mod convert;
+pub mod event_loop;
 mod outbox;
 mod session;
 

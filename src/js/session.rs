@@ -10,6 +10,7 @@ use napi::{sys, JsValue};
 use napi_derive::napi;
 
 use super::convert;
+use super::event_loop::EventLoop;
 use super::outbox::Outbox;
 use crate::backend::{Backend, Unavailable};
 use crate::cluster::node::{Intent, Membership, NodeOptions};
@@ -89,7 +90,11 @@ impl NativeSession {
     let outbox = unsafe { Outbox::new(env.raw(), dispatch.raw()) }.map_err(|e| type_error(&env, e))?;
     let backend: Box<dyn Backend> = match cluster {
       // A database on a dqlite cluster (docs/dqlite.md): no engine of this process.
-      None if filename.starts_with("dqlite://") => Box::new(DqliteSession::start(outbox.clone())),
+      None if filename.starts_with("dqlite://") => {
+        // SAFETY: a `#[napi]` constructor runs on the JavaScript thread, with `env` live.
+        let event_loop = unsafe { EventLoop::of(env.raw()) };
+        Box::new(DqliteSession::start(outbox.clone(), event_loop))
+      }
       None => Box::new(Engine::for_file(&filename).attach(outbox.clone())),
       Some(cluster) => {
         let intent = match cluster.intent.as_str() {

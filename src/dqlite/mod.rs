@@ -7,7 +7,7 @@
 //! - [`stored`]: which column a write stores each bound value in, and which values a column
 //!   dqlite types by its declaration cannot give back without stopping the node.
 //! - [`session`]: a Database's session on the cluster, the `Backend` behind a `dqlite://`
-//!   filename.
+//!   filename; its statements answered on the JavaScript thread's event loop (`session/direct`).
 //! - [`shapes`]: the column names of its results, sent to JavaScript once per session.
 //! - [`connection`]: one connection to the cluster's leader: finding it, time limits, requests
 //!   and the parts of their results.

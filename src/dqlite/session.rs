@@ -2,7 +2,9 @@
 //! (docs/dqlite.md#sessions).
 //!
 //! Each session has a thread and a connection to the leader (`connection.rs`); its requests run
-//! there one at a time, in order, and their answers go to its sink as the local engine's do.
+//! one at a time, in order, and their answers go to its sink as the local engine's do. Most
+//! statements are sent and answered on the JavaScript thread instead (`direct`): the thread
+//! keeps what may wait.
 //! What dqlite leaves to its clients is done here:
 //!
 //! - **Statements by kind** (`statement.rs`): queries through QUERY_SQL, the rest through
@@ -890,8 +892,14 @@ impl Worker {
   /// Refuses a value that the write `sql` would store in a column dqlite types by its declared
   /// type and cannot give back (`stored`): the node that read it would stop.
   fn refuse_unreadable(&mut self, sql: &str, values: &[Value]) -> Result<(), Error> {
+    self.check_unreadable(sql, values, true).map(|_| ())
+  }
+
+  /// `refuse_unreadable`, which asks the leader for the table's typed columns when it does
+  /// not know them and `may_ask`; without, `Ok(false)` when it would have had to ask.
+  fn check_unreadable(&mut self, sql: &str, values: &[Value], may_ask: bool) -> Result<bool, Error> {
     let Some(stores) = stored::stores(sql) else {
-      return Ok(());
+      return Ok(true);
     };
     let value = |n: usize| {
       values
@@ -899,9 +907,13 @@ impl Worker {
         .filter(|v| stored::may_stop_a_node(v))
     };
     if !stores.parameters.iter().any(|(n, _)| value(*n).is_some()) {
-      return Ok(());
+      return Ok(true);
     }
-    let columns = self.typed_columns(stores.table)?;
+    let columns = match self.known_typed_columns(stores.table) {
+      Some(columns) => columns,
+      None if may_ask => self.typed_columns(stores.table)?,
+      None => return Ok(false),
+    };
     for (n, into) in &stores.parameters {
       let Some(value) = value(*n) else { continue };
       let lands = |c: &TypedColumn| match into {
@@ -932,7 +944,14 @@ impl Worker {
         ));
       }
     }
-    Ok(())
+    Ok(true)
+  }
+
+  /// The typed columns of `table` as the session learnt them less than `TYPED_COLUMNS_KEPT`
+  /// ago, if it did.
+  fn known_typed_columns(&self, table: &str) -> Option<Vec<TypedColumn>> {
+    let (at, columns) = self.typed.get(&table.to_ascii_lowercase())?;
+    (at.elapsed() < TYPED_COLUMNS_KEPT).then(|| columns.clone())
   }
 
   /// The columns of `table` that dqlite types by their declared type. Kept for
@@ -940,10 +959,8 @@ impl Worker {
   /// table's columns is seen that much later (this session's own, at once).
   fn typed_columns(&mut self, table: &str) -> Result<Vec<TypedColumn>, Error> {
     let key = table.to_ascii_lowercase();
-    if let Some((at, columns)) = self.typed.get(&key) {
-      if at.elapsed() < TYPED_COLUMNS_KEPT {
-        return Ok(columns.clone());
-      }
+    if let Some(columns) = self.known_typed_columns(table) {
+      return Ok(columns);
     }
     // Not an each()'s rows, if the write is an each()'s statement.
     let streaming = self.streaming.take();

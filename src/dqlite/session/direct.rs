@@ -11,7 +11,7 @@
 //! answer, and the requests answered without the leader (a prepared `get()`'s next row,
 //! `bind`, `reset`, `finalize`, `configure`). Everything that may wait (opening, finding a new
 //! leader, `busyTimeout`'s retries, `each()`'s pacing, a failure's handling, the typed-column
-//! check that asks the leader, a request too large to write at once) goes to the session's
+//! check when it must ask the leader, a request too large to write at once) goes to the session's
 //! thread, which finishes the statement from where it stands (`Job::Resume`) with the rules of
 //! `run_from`. The two never run at once: `Turn::runner` says whose turn it is.
 
@@ -226,9 +226,15 @@ impl Worker {
       stmt,
       rows: None,
     };
-    // The typed-column check may ask the leader: the thread runs it, then the statement.
-    let check = kind != Kind::Rows && pending.values.iter().any(stored::may_stop_a_node);
-    let Some(conn) = self.conn.as_mut().filter(|conn| !check && !conn.is_closed()) else {
+    // The typed-column check, when it must ask the leader: the thread runs it, then the statement.
+    let mut checked = true;
+    if kind != Kind::Rows && pending.values.iter().any(stored::may_stop_a_node) {
+      match self.check_unreadable(&pending.sql, &pending.values, false) {
+        Ok(known) => checked = known,
+        Err(e) => return Start::Answered(self.finish(pending, Err(e))),
+      }
+    }
+    let Some(conn) = self.conn.as_mut().filter(|conn| checked && !conn.is_closed()) else {
       return Start::Thread(Job::Resume(pending, None));
     };
     let request = wire_statement(conn.db, &pending.sql, &pending.values, kind);

@@ -100,7 +100,10 @@ impl Shared {
             .is_some_and(|(n, watch)| *n == number && unsafe { watch.start() })
         });
         let start = if watched {
-          worker.start_direct(id, request)
+          // A fault here answers the request, as on the session's thread (`Worker::guarded`).
+          let started =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.start_direct(id, request)));
+          started.unwrap_or_else(|_| Start::Answered(Some(worker.fault())))
         } else {
           Start::Thread(Job::Run(id, request))
         };
@@ -160,7 +163,12 @@ impl Shared {
       })
     };
     match progress {
-      Progress::Waiting => {}
+      // Part of the answer came: the time limit counts from now, as a read's timeout would.
+      Progress::Waiting => {
+        turn.runner = Runner::EventLoop {
+          since: Instant::now(),
+        }
+      }
       Progress::Answered => self.next(&mut turn),
       Progress::HandOver(job) => {
         turn.jobs.push_front(job);

@@ -29,6 +29,9 @@ use super::wire::{self, DecodeError, EncodeError, Header, Request, Response, Row
 
 /// The longest a connection attempt to one node may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest a node may take to answer while the leader is searched for (LEADER, CLIENT,
+/// OPEN: all answered by the node itself, at once).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The id this client gives itself in CLIENT (the server only logs it).
 const CLIENT_ID: u64 = 0;
@@ -135,7 +138,10 @@ impl Connection {
   /// Asks `seed` who leads; connects to the leader it names when it names itself or the leader
   /// confirms.
   fn try_leader(seed: &str, name: &str, timeout: Duration) -> Result<Connection, String> {
-    let mut asked = Self::dial(seed, timeout).map_err(|e| format!("{seed}: {e}"))?;
+    // A node that accepts connections and does not answer (frozen, or cut off) holds the search
+    // up for at most this long; the requests of the connection found get `timeout`.
+    let probe = timeout.min(PROBE_TIMEOUT);
+    let mut asked = Self::dial(seed, probe).map_err(|e| format!("{seed}: {e}"))?;
     let leader = asked.leader().map_err(|e| format!("{seed}: {e}"))?;
     let Some(leader) = leader else {
       return Err(format!("{seed} knows no leader"));
@@ -143,14 +149,23 @@ impl Connection {
     let mut connection = if leader == seed {
       asked
     } else {
-      let mut other = Self::dial(&leader, timeout).map_err(|e| format!("{leader}: {e}"))?;
+      let mut other = Self::dial(&leader, probe).map_err(|e| format!("{leader}: {e}"))?;
       if other.leader().map_err(|e| format!("{leader}: {e}"))?.as_deref() != Some(leader.as_str()) {
         return Err(format!("{seed} names {leader} as leader, which does not agree"));
       }
       other
     };
     connection.register(name).map_err(|e| format!("{leader}: {e}"))?;
+    connection
+      .set_timeout(timeout)
+      .map_err(|e| format!("{leader}: {e}"))?;
     Ok(connection)
+  }
+
+  /// Bounds each later answer (and write) by `timeout`.
+  fn set_timeout(&self, timeout: Duration) -> std::io::Result<()> {
+    self.stream.set_read_timeout(Some(timeout))?;
+    self.stream.set_write_timeout(Some(timeout))
   }
 
   /// A connection to `address` that has sent the protocol version.

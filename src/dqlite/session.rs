@@ -399,8 +399,10 @@ struct TypedColumn {
   typed: Typed,
 }
 
-/// A prepared statement: its SQL, its parameters' numbers, the values bound to them, and what
-/// is left of its last `get()`.
+/// A prepared statement: its SQL, its parameters' numbers, the values bound to them, and where
+/// its cursor stands: `None` at the start (prepared, reset, bound), else what its last run left
+/// (node-sqlite3's statement steps one row per `get()`, one for a `run()`, all for `all()` and
+/// `each()`).
 struct Prepared {
   sql: String,
   layout: Parameters,
@@ -408,12 +410,14 @@ struct Prepared {
   cursor: Option<Cursor>,
 }
 
-/// The rows a prepared statement's `get()` has not given yet.
+/// The rows a prepared statement's run has not given yet.
 struct Cursor {
   shape: Arc<Shape>,
   values: Vec<Value>,
   /// The first value of the next row.
   next: usize,
+  /// The last step found the end (`SQLITE_DONE`), not a row (`SQLITE_ROW`).
+  done: bool,
 }
 
 impl Cursor {
@@ -421,6 +425,7 @@ impl Cursor {
   fn next_row(&mut self) -> Option<Rows> {
     let width = self.shape.columns.len().max(1);
     if self.next >= self.values.len() {
+      self.done = true;
       return None;
     }
     let end = (self.next + width).min(self.values.len());
@@ -648,13 +653,19 @@ impl Worker {
         .target
         .as_ref()
         .ok_or_else(|| Error::misuse("Database is not open"))?;
+      // The leader just lost is asked last: frozen or cut off, it may still accept connections
+      // and answer nothing, and it is the node least likely to lead now.
+      let mut seeds = target.seeds.clone();
+      if let Some(lost) = seeds.iter().position(|s| Some(s) == self.leader.as_ref()) {
+        let lost = seeds.remove(lost);
+        seeds.push(lost);
+      }
       let deadline = Instant::now() + FIND_LEADER_WITHIN;
-      let conn = Connection::open(&target.seeds, &target.name, ANSWER_WITHIN, deadline).map_err(|why| {
-        Error::Cluster {
+      let conn =
+        Connection::open(&seeds, &target.name, ANSWER_WITHIN, deadline).map_err(|why| Error::Cluster {
           code: ClusterCode::NoMaster,
           message: format!("no dqlite leader for {}: {why}", target.name),
-        }
-      })?;
+        })?;
       self.use_connection(conn);
     }
     Ok(self.conn.as_mut().expect("set above"))
@@ -691,7 +702,8 @@ impl Worker {
   }
 
   /// A statement's answer as `mode` asks, once `sql` (as sent) ran (or failed): the session
-  /// follows its transaction, and a `get()` keeps the other rows in `cursor`.
+  /// follows its transaction, and a prepared statement's `cursor` stands where node-sqlite3's
+  /// would (after the first row for `get()` and `run()`, at the end for the rest).
   fn answer(
     &mut self,
     ran: Result<Ran, Error>,
@@ -699,15 +711,27 @@ impl Worker {
     mode: Mode,
     cursor: Option<&mut Option<Cursor>>,
   ) -> Option<Response> {
+    let at_end = |worker: &mut Worker| Cursor {
+      shape: worker.shapes.of(Vec::new()),
+      values: Vec::new(),
+      next: 0,
+      done: true,
+    };
     let response = match ran {
       Err(e) => Response::Error(e),
       Ok(Ran::Streamed) => {
         self.follow_transaction(sql);
+        if let Some(cursor) = cursor {
+          *cursor = Some(at_end(self));
+        }
         return None;
       }
       Ok(Ran::Done { last_id, changes }) => {
         self.last = (last_id, changes);
         self.follow_transaction(sql);
+        if let Some(cursor) = cursor {
+          *cursor = Some(at_end(self));
+        }
         match mode {
           Mode::Run => Response::Run {
             last_id,
@@ -721,24 +745,32 @@ impl Worker {
       Ok(Ran::Rows { columns, values }) => {
         self.follow_transaction(sql);
         match mode {
-          Mode::Run => Response::Run {
-            last_id: self.last.0,
-            changes: self.last.1 as i64,
-          },
-          Mode::Get => {
+          Mode::Run | Mode::Get => {
             let mut rest = Cursor {
               shape: self.shapes.of(columns),
               values,
               next: 0,
+              done: false,
             };
             let row = rest.next_row();
             if let Some(cursor) = cursor {
               *cursor = Some(rest);
             }
-            Response::Row(row)
+            match mode {
+              Mode::Run => Response::Run {
+                last_id: self.last.0,
+                changes: self.last.1 as i64,
+              },
+              _ => Response::Row(row),
+            }
           }
           // An `each()`'s rows were streamed (`Ran::Streamed`): none come here.
-          Mode::All | Mode::Each => Response::Rows(self.rows(columns, values)),
+          Mode::All | Mode::Each => {
+            if let Some(cursor) = cursor {
+              *cursor = Some(at_end(self));
+            }
+            Response::Rows(self.rows(columns, values))
+          }
         }
       }
     };
@@ -789,11 +821,26 @@ impl Worker {
     }
   }
 
-  /// `Statement#bind`: new values for the next runs; a `get()` cursor starts over.
+  /// `Statement#bind`: new values for the next runs; a `get()` cursor starts over. Without
+  /// values nothing changes, and node-sqlite3 answers the last step's status when the statement
+  /// has run (`SQLITE_ROW` or `SQLITE_DONE`, as an error), as the local engine does.
   fn bind(&mut self, stmt: u32, params: &Params) -> Response {
     let Some(prepared) = self.statements.get_mut(&stmt) else {
       return Response::Dropped;
     };
+    if params.is_none() {
+      return match &prepared.cursor {
+        Some(cursor) => Response::Error(Error::sqlite(
+          if cursor.done {
+            ffi::SQLITE_DONE
+          } else {
+            ffi::SQLITE_ROW
+          },
+          "",
+        )),
+        None => Response::Done,
+      };
+    }
     match statement::bind(params, &prepared.layout) {
       Ok(values) => {
         prepared.bound = values;

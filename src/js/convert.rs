@@ -210,6 +210,11 @@ pub unsafe fn params_as(
   }
   // SAFETY: as above.
   let len = unsafe { array_len(env, values)? };
+  if len == 0 && !exact {
+    // node-sqlite3 binds nothing for `[]` or `{}`: the statement keeps its values, and a
+    // `get()` goes on from its last row.
+    return Ok(Params::None);
+  }
   let mut binds = Vec::with_capacity(len as usize);
   for i in 0..len {
     // SAFETY: as above.

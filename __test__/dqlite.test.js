@@ -140,6 +140,13 @@ describeCluster('a Database on a 3-node dqlite cluster', () => {
       { price: 1.5, at: 1700000000123, ok: 0 },
       { price: 2.5, at: '2026-12-03 10:00:00', ok: 0 },
     ])
+    // A value written in the SQL itself, as a whole expression, is read the same way, in every
+    // statement of an exec() script (none of which runs then).
+    await expect(call(db, 'run', 'INSERT INTO typed(at) VALUES (1.5)')).rejects.toThrow(/the value 1\.5 written in the SQL is a REAL, and would land in typed\.at, declared DATETIME: .* Write an integer or text there/)
+    await expect(call(db, 'run', "UPDATE typed SET ok = 'yes' WHERE id = 1")).rejects.toThrow(/written in the SQL is text, and would land in typed\.ok, declared BOOLEAN/)
+    await expect(call(db, 'exec', "INSERT INTO typed(price) VALUES (3.5); INSERT INTO typed(at) VALUES (X'00')")).rejects.toThrow(/X'00' written in the SQL is a BLOB/)
+    await call(db, 'run', "INSERT INTO typed(price, at, ok) VALUES (3.5, '2026-12-04', 1)")
+    expect(await call(db, 'all', 'SELECT price, at, ok FROM typed WHERE id > 2')).toEqual([{ price: 3.5, at: '2026-12-04', ok: 1 }])
     expect(cluster.nodes.every((n) => cluster.alive(n))).toBe(true)
     await new Promise((resolve) => db.close(resolve))
   })

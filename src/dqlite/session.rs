@@ -887,6 +887,12 @@ impl Worker {
     if statement::writes_with_rows_anywhere(sql) {
       return Err(refused_returning());
     }
+    // `run` reads the first statement only: the others of the script are checked here.
+    for part in statement::statements(sql).iter().skip(1) {
+      if may_store_unreadable(part.own, &[], Kind::NoRows) {
+        self.refuse_unreadable(part.own, &[])?;
+      }
+    }
     let sql = immediate(sql);
     self.run(&sql, &[], Kind::NoRows)?;
     self.follow_transaction(&sql);
@@ -948,12 +954,18 @@ impl Worker {
     let Some(stores) = stored::stores(sql) else {
       return Ok(true);
     };
-    let value = |n: usize| {
-      values
-        .get(n.wrapping_sub(1))
-        .filter(|v| stored::may_stop_a_node(v))
-    };
-    if !stores.parameters.iter().any(|(n, _)| value(*n).is_some()) {
+    // What the write stores that may stop a node: bound values, then values written in the SQL.
+    let bound = stores.parameters.iter().filter_map(|(n, into)| {
+      let value = values.get(n.wrapping_sub(1))?;
+      stored::may_stop_a_node(value).then(|| (format!("parameter {n} holds"), value.clone(), into))
+    });
+    let written = stores.literals.iter().filter_map(|(literal, into)| {
+      let value = stored::literal_value(literal);
+      stored::may_stop_a_node(&value)
+        .then(|| (format!("the value {literal} written in the SQL is"), value, into))
+    });
+    let stored: Vec<_> = bound.chain(written).collect();
+    if stored.is_empty() {
       return Ok(true);
     }
     let columns = match self.known_typed_columns(stores.table) {
@@ -961,8 +973,7 @@ impl Worker {
       None if may_ask => self.typed_columns(stores.table)?,
       None => return Ok(false),
     };
-    for (n, into) in &stores.parameters {
-      let Some(value) = value(*n) else { continue };
+    for (what, value, into) in &stored {
       let lands = |c: &TypedColumn| match into {
         Lands::Column(name) => c.name.eq_ignore_ascii_case(name),
         Lands::Position(place) => c.place == *place,
@@ -974,9 +985,11 @@ impl Worker {
           Value::Blob(_) => "a BLOB",
           _ => "text",
         };
-        let instead = match column.typed {
-          Typed::Time => "an integer (a Date binds as its milliseconds) or text",
-          Typed::Boolean => "an integer",
+        let instead = match (column.typed, what.starts_with("parameter")) {
+          (Typed::Time, true) => "Bind an integer (a Date binds as its milliseconds) or text",
+          (Typed::Time, false) => "Write an integer or text there",
+          (Typed::Boolean, true) => "Bind an integer",
+          (Typed::Boolean, false) => "Write an integer there",
         };
         let place = match into {
           Lands::Anywhere => "may land in",
@@ -985,7 +998,7 @@ impl Worker {
         return Err(Error::sqlite(
           ffi::SQLITE_MISMATCH,
           format!(
-            "parameter {n} holds {kind}, and {place} {}.{}, declared {}: a dqlite 1.11 node that reads it back stops. Bind {instead}",
+            "{what} {kind}, and {place} {}.{}, declared {}: a dqlite 1.11 node that reads it back stops. {instead}",
             stores.table, column.name, column.declared
           ),
         ));
@@ -1060,7 +1073,7 @@ impl Worker {
   /// Sends one statement until it is answered, following the rules of the module's comment.
   fn run(&mut self, sql: &str, values: &[Value], kind: Kind) -> Result<Ran, Error> {
     self.forget_typed_columns(sql, kind);
-    if kind != Kind::Rows && values.iter().any(stored::may_stop_a_node) {
+    if may_store_unreadable(sql, values, kind) {
       self.refuse_unreadable(sql, values)?;
     }
     self.run_from(sql, values, kind, None)
@@ -1221,6 +1234,13 @@ impl Worker {
       }
     }
   }
+}
+
+/// Whether a statement of `kind` may store what stops a node that reads it back (`stored`): a
+/// write that binds such a value or writes one in its SQL. Only those are read further.
+fn may_store_unreadable(sql: &str, values: &[Value], kind: Kind) -> bool {
+  kind != Kind::Rows
+    && (values.iter().any(stored::may_stop_a_node) || stored::may_hold_unreadable_literal(sql))
 }
 
 /// The request that runs a statement of `kind`: QUERY_SQL for rows, EXEC_SQL for the rest.

@@ -37,11 +37,12 @@ pub(super) enum Token<'a> {
   Semicolon,
   Equals,
   Comma,
+  /// A number, a string (`'…'`) or a blob (`X'…'`), as written.
+  Literal(&'a str),
   Other,
 }
 
-/// The tokens of `sql`; strings, quoted names, numbers and comments come out as `Other` or not
-/// at all.
+/// The tokens of `sql`; comments come out not at all, operators and the rest as `Other`.
 pub(super) fn tokens(sql: &str) -> Vec<Token<'_>> {
   scan(sql).0
 }
@@ -86,7 +87,7 @@ fn scan(sql: &str) -> (Vec<Token<'_>>, Vec<usize>) {
           }
         }
         out.push(match b {
-          b'\'' => Token::Other, // a string
+          b'\'' => Token::Literal(&sql[start..i]),
           _ => Token::Quoted(sql.get(start + 1..i.saturating_sub(1)).unwrap_or("")),
         });
       }
@@ -117,12 +118,27 @@ fn scan(sql: &str) -> (Vec<Token<'_>>, Vec<usize>) {
         }
         out.push(Token::Parameter(&sql[start..i]));
       }
-      _ if b.is_ascii_digit() => {
-        // A number, with its exponent or hex digits: never a word.
-        while i < bytes.len() && (name_byte(bytes[i]) || bytes[i] == b'.') {
+      _ if b.is_ascii_digit() || (b == b'.' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)) => {
+        // A number, with its fraction, exponent (and its sign) or hex digits: never a word.
+        while i < bytes.len()
+          && (name_byte(bytes[i])
+            || bytes[i] == b'.'
+            || ((bytes[i] == b'+' || bytes[i] == b'-')
+              && matches!(bytes[i - 1], b'e' | b'E')
+              && !sql[start..i].starts_with("0x")))
+        {
           i += 1;
         }
-        out.push(Token::Other);
+        out.push(Token::Literal(&sql[start..i]));
+      }
+      b'x' | b'X' if bytes.get(i + 1) == Some(&b'\'') => {
+        // A blob: X'0102'.
+        i += 2;
+        while i < bytes.len() && bytes[i] != b'\'' {
+          i += 1;
+        }
+        i = (i + 1).min(bytes.len());
+        out.push(Token::Literal(&sql[start..i]));
       }
       _ if name_byte(b) => {
         while i < bytes.len() && name_byte(bytes[i]) {

@@ -78,12 +78,56 @@ pub enum Lands<'a> {
   Anywhere,
 }
 
-/// What a write stores: its table, and each parameter that lands in a column (by its number,
-/// as SQLite numbers them) with where.
+/// What a write stores: its table, each parameter that lands in a column (by its number, as
+/// SQLite numbers them) with where, and each value written in the SQL as a lone literal (a
+/// whole expression: `VALUES (1.5)`, `SET at = X'00'`) with where, as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stores<'a> {
   pub table: &'a str,
   pub parameters: Vec<(usize, Lands<'a>)>,
+  pub literals: Vec<(&'a str, Lands<'a>)>,
+}
+
+/// The value a literal token stands for, as far as `Typed::stops_a_node` cares: a number with a
+/// fraction or an exponent is a REAL, other numbers INTEGERs, `'…'` text, `X'…'` a BLOB.
+pub fn literal_value(literal: &str) -> Value {
+  if let Some(text) = literal.strip_prefix('\'') {
+    return Value::Text(text.strip_suffix('\'').unwrap_or(text).replace("''", "'"));
+  }
+  if literal.starts_with(['x', 'X']) {
+    return Value::Blob(vec![0]);
+  }
+  let hex = literal.len() > 1 && literal[..2].eq_ignore_ascii_case("0x");
+  if !hex && literal.contains(['.', 'e', 'E']) {
+    return literal.parse().map_or(Value::Null, Value::Real);
+  }
+  Value::Integer(0)
+}
+
+/// Whether `sql` may write a literal that `stops_a_node` in some column: a quote, or a number
+/// with a fraction or an exponent. Most writes hold neither and are not read further.
+pub fn may_hold_unreadable_literal(sql: &str) -> bool {
+  let bytes = sql.as_bytes();
+  bytes
+    .iter()
+    .enumerate()
+    .any(|(i, &b)| b == b'\'' || (matches!(b, b'.' | b'e' | b'E') && i > 0 && bytes[i - 1].is_ascii_digit()))
+}
+
+/// Whether the token at `at` is a literal that is a whole expression: after `(`, `,` or `=`
+/// (a unary sign between is allowed), and before `,`, `)`, a word, or the end.
+fn lone_literal<'a>(tokens: &[Token<'a>], at: usize) -> Option<&'a str> {
+  let Token::Literal(literal) = tokens[at] else {
+    return None;
+  };
+  let starts = |t: Option<&Token<'_>>| matches!(t, Some(Token::Open | Token::Comma | Token::Equals));
+  let before = at.checked_sub(1).map(|i| &tokens[i]);
+  let signed = before == Some(&Token::Other) && starts(at.checked_sub(2).map(|i| &tokens[i]));
+  let ends = matches!(
+    tokens.get(at + 1),
+    None | Some(Token::Comma | Token::Close | Token::Semicolon | Token::Word(_))
+  );
+  ((starts(before) || signed) && ends).then_some(literal)
 }
 
 /// What the first statement of `sql` stores, if it writes into a table.
@@ -112,12 +156,13 @@ pub fn stores(sql: &str) -> Option<Stores<'_>> {
     .flatten()
     .map(|n| (*n, Lands::Anywhere))
     .collect();
+  let mut literals = Vec::new();
   let table = if word(&rest[0], "UPDATE") {
     // UPDATE [OR …] name [[AS] alias] SET …
     let at = 1 + usize::from(rest.get(1).is_some_and(|t| word(t, "OR"))) * 2;
     let (table, after) = name(rest, at)?;
     let set = after + rest[after..].iter().position(|t| word(t, "SET"))? + 1;
-    assignments(rest, set, &numbers[start..], &mut parameters);
+    assignments(rest, set, &numbers[start..], &mut parameters, &mut literals);
     table
   } else {
     // INSERT [OR …] INTO name …, REPLACE INTO name …
@@ -139,7 +184,14 @@ pub fn stores(sql: &str) -> Option<Stores<'_>> {
       }
     }
     if rest.get(at).is_some_and(|t| word(t, "VALUES")) {
-      at = values(rest, at + 1, &columns, &numbers[start..], &mut parameters);
+      at = values(
+        rest,
+        at + 1,
+        &columns,
+        &numbers[start..],
+        &mut parameters,
+        &mut literals,
+      );
     }
     // An upsert's assignments; anything else that stores (a SELECT) may store anywhere.
     let mut depth = 0usize;
@@ -148,7 +200,7 @@ pub fn stores(sql: &str) -> Option<Stores<'_>> {
         Token::Open => depth += 1,
         Token::Close => depth = depth.saturating_sub(1),
         ref t if depth == 0 && word(t, "SET") => {
-          at = assignments(rest, at + 1, &numbers[start..], &mut parameters);
+          at = assignments(rest, at + 1, &numbers[start..], &mut parameters, &mut literals);
           continue;
         }
         ref t if depth == 0 && (word(t, "WHERE") || word(t, "RETURNING")) => {
@@ -167,7 +219,11 @@ pub fn stores(sql: &str) -> Option<Stores<'_>> {
     }
     table
   };
-  Some(Stores { table, parameters })
+  Some(Stores {
+    table,
+    parameters,
+    literals,
+  })
 }
 
 /// The name at `at` (`schema.name` gives `name`), and where what follows it starts.
@@ -197,6 +253,7 @@ fn values<'a>(
   columns: &[&'a str],
   numbers: &[Option<usize>],
   out: &mut Vec<(usize, Lands<'a>)>,
+  literals: &mut Vec<(&'a str, Lands<'a>)>,
 ) -> usize {
   let (mut depth, mut place) = (0usize, 0usize);
   while let Some(t) = tokens.get(at) {
@@ -213,13 +270,16 @@ fn values<'a>(
       _ if depth == 0 => return at,
       _ => {}
     }
+    let into = || match columns.get(place) {
+      Some(c) => Lands::Column(c),
+      None if columns.is_empty() => Lands::Position(place),
+      None => Lands::Anywhere,
+    };
     if let Some(n) = numbers[at] {
-      let into = match columns.get(place) {
-        Some(c) => Lands::Column(c),
-        None if columns.is_empty() => Lands::Position(place),
-        None => Lands::Anywhere,
-      };
-      out.push((n, into));
+      out.push((n, into()));
+    }
+    if let Some(literal) = lone_literal(tokens, at).filter(|_| depth == 1) {
+      literals.push((literal, into()));
     }
     at += 1;
   }
@@ -233,6 +293,7 @@ fn assignments<'a>(
   mut at: usize,
   numbers: &[Option<usize>],
   out: &mut Vec<(usize, Lands<'a>)>,
+  literals: &mut Vec<(&'a str, Lands<'a>)>,
 ) -> usize {
   let ends = ["FROM", "WHERE", "RETURNING", "ORDER", "LIMIT", "ON", "DO"];
   let mut depth = 0usize;
@@ -256,6 +317,9 @@ fn assignments<'a>(
     }
     if let Some(n) = numbers[at] {
       out.push((n, target.map_or(Lands::Anywhere, Lands::Column)));
+    }
+    if let Some(literal) = lone_literal(tokens, at).filter(|_| depth == 0) {
+      literals.push((literal, target.map_or(Lands::Anywhere, Lands::Column)));
     }
     at += 1;
   }
@@ -324,6 +388,33 @@ mod tests {
     );
     assert_eq!(stored("DELETE FROM t WHERE a = ?"), None);
     assert_eq!(stored("SELECT replace(?, 'a', 'b')"), None);
+  }
+
+  #[test]
+  fn lone_literals_are_stored_where_they_stand_and_computed_ones_are_not_read() {
+    let literals = |sql| stores(sql).map(|s| s.literals);
+    assert_eq!(
+      literals("INSERT INTO t(a, b, c, d) VALUES (1.5, 'x''y', X'00', -2e3), (abs(0.5), 1 + 0.5, ?, 7)"),
+      Some(vec![
+        ("1.5", Lands::Column("a")),
+        ("'x''y'", Lands::Column("b")),
+        ("X'00'", Lands::Column("c")),
+        ("2e3", Lands::Column("d")),
+        ("7", Lands::Column("d")),
+      ])
+    );
+    assert_eq!(
+      literals("UPDATE t SET a = .5, b = 'no' WHERE c = 0.5"),
+      Some(vec![(".5", Lands::Column("a")), ("'no'", Lands::Column("b"))])
+    );
+    assert_eq!(literal_value("1.5"), Value::Real(1.5));
+    assert_eq!(literal_value("2e3"), Value::Real(2000.0));
+    assert_eq!(literal_value("0x1E"), Value::Integer(0));
+    assert_eq!(literal_value("'it''s'"), Value::Text("it's".into()));
+    assert_eq!(literal_value("x'01'"), Value::Blob(vec![0]));
+    assert!(may_hold_unreadable_literal("INSERT INTO t VALUES (1.5)"));
+    assert!(may_hold_unreadable_literal("UPDATE t SET a = 'x'"));
+    assert!(!may_hold_unreadable_literal("INSERT INTO main.t VALUES (?, 2)"));
   }
 
   #[test]

@@ -21,8 +21,8 @@ use std::time::Instant;
 use rusqlite::ffi;
 
 use super::{
-  immediate, lost, refused, stored, wire_statement, Answer, Job, Kind, Mode, Outcome, Ran, Request, Response,
-  Runner, Shared, Turn, Txn, Value, Watch, Worker,
+  immediate, lost, may_store_unreadable, refused, wire_statement, Answer, Job, Kind, Mode, Outcome, Ran,
+  Request, Response, Runner, Shared, Turn, Txn, Value, Watch, Worker,
 };
 use crate::dqlite::connection::Sent;
 use crate::dqlite::statement;
@@ -236,7 +236,7 @@ impl Worker {
     };
     // The typed-column check, when it must ask the leader: the thread runs it, then the statement.
     let mut checked = true;
-    if kind != Kind::Rows && pending.values.iter().any(stored::may_stop_a_node) {
+    if may_store_unreadable(&pending.sql, &pending.values, kind) {
       match self.check_unreadable(&pending.sql, &pending.values, false) {
         Ok(known) => checked = known,
         Err(e) => return Start::Answered(self.finish(pending, Err(e))),

@@ -13,6 +13,8 @@ const { Cluster, built, BIN } = require('../__test__/fixtures/dqlite-cluster')
 let started = null
 const loaded = new Set() // files this process copied in (or found copied)
 const SEEDS = 'SQLITE3_CLUSTER_BENCH_DQLITE_SEEDS'
+// Files copied in by this process or a parent (one a line), for processes forked afterwards.
+const COPIED = 'SQLITE3_CLUSTER_BENCH_DQLITE_COPIED'
 
 function call(db, method, sql, params = []) {
   return new Promise((resolve, reject) => db[method](sql, params, (err, row) => (err ? reject(err) : resolve(row))))
@@ -55,8 +57,22 @@ async function open(file) {
   if (!loaded.has(file)) {
     await copyInto(db, file)
     loaded.add(file)
+    process.env[COPIED] = [process.env[COPIED], file].filter(Boolean).join('\n')
   }
   return db
+}
+
+/**
+ * The name of the dqlite database that holds `file`'s tables, copied in first (through open(),
+ * once per run) unless this process or its parent did: for another client of the cluster
+ * (bench/dqlite-js.js).
+ */
+async function copied(file) {
+  if (!loaded.has(file) && !(process.env[COPIED] || '').split('\n').includes(file)) {
+    const db = await open(file)
+    await new Promise((resolve, reject) => db.close((err) => (err ? reject(err) : resolve())))
+  }
+  return path.basename(file, '.db')
 }
 
 /** The tables of the SQLite file `file`, with their rows, into the dqlite database `db`. */
@@ -85,4 +101,4 @@ async function copyInto(db, file) {
   }
 }
 
-module.exports = { open }
+module.exports = { open, seeds, copied }

@@ -169,9 +169,26 @@ const dqlite = {
   },
 }
 
+const dqliteJs = {
+  key: 'dqlite-js',
+  label: 'minimal JS client (dqlite)',
+  kind: 'callback',
+  // The anchor peer of the dqlite column: a minimal JavaScript client of dqlite's wire protocol
+  // (bench/dqlite-js.js) on the same cluster and the same copy of the file's tables.
+  async open(filename) {
+    const dqlite = require('./dqlite')
+    const name = await dqlite.copied(filename)
+    return require('./dqlite-js').connect(await dqlite.seeds(), name, { busyTimeout: 10000 })
+  },
+  close: closeCallbackDb,
+  async version(db) {
+    return `dqlite 1.11, SQLite ${(await getP(db, 'SELECT sqlite_version() AS v')).v}`
+  },
+}
+
 // dqlite runs only where its node program was built (npm run build:dqlite-node).
 const dqliteBuilt = require('../__test__/fixtures/dqlite-cluster').built
-const IMPLS = [cluster, nodeSqlite3, better, clusterClient, v1Client, ...(dqliteBuilt ? [dqlite] : [])]
+const IMPLS = [cluster, nodeSqlite3, better, clusterClient, v1Client, ...(dqliteBuilt ? [dqlite, dqliteJs] : [])]
 const byKey = (key) => {
   const impl = IMPLS.find((i) => i.key === key)
   if (!impl) throw new Error(`unknown implementation ${key}`)

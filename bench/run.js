@@ -57,10 +57,11 @@ const SECTIONS = [
   {
     title: 'Beyond one machine: a 3-node dqlite cluster on this machine (docs/dqlite.md)',
     subject: 'dqlite',
-    columns: ['dqlite', 'cluster-client', 'sqlite3'],
-    ratioVs: ['cluster-client', 'sqlite3'],
+    columns: ['dqlite', 'dqlite-js', 'cluster-client', 'sqlite3'],
+    ratioVs: ['dqlite-js', 'cluster-client', 'sqlite3'],
     notes: [
       'dqlite: three nodes of the package\'s node program on 127.0.0.1 (--latency-ms 10); every write is a Raft commit on a majority, every read goes through the leader.',
+      'minimal JS client: bench/dqlite-js.js, the anchor of docs/dqlite.md\'s figures, on the same cluster and data in the same run (Node\'s net, TCP_NODELAY, no TCP_QUICKACK: results of a few parts may wait ~40 ms for a delayed ACK).',
     ],
   },
 ]

@@ -148,7 +148,7 @@ const workloads = [
     // request at a time, so concurrency there comes from several Databases.
     name: `point read by PK, ${DATABASES} Databases (1 in flight each)`,
     unit: 'ops/s',
-    impls: ['cluster', 'sqlite3', 'cluster-client', 'dqlite'],
+    impls: ['cluster', 'sqlite3', 'cluster-client', 'dqlite', 'dqlite-js'],
     targets: {},
     run: (impl, ctx) => withDb(impl, ctx.readDb, async (first) => {
       const more = []
@@ -322,11 +322,11 @@ const workloads = [
     // Not for 1.x clients: their each() is broken (one callback per request: rows are lost).
     name: `each() over ${BIG / 1000}k rows`,
     unit: 'rows/s',
-    impls: ['cluster', 'sqlite3', 'better', 'cluster-client', 'dqlite'],
+    impls: ['cluster', 'sqlite3', 'better', 'cluster-client', 'dqlite', 'dqlite-js'],
     targets: { cluster: { text: '≥ 800k rows/s', ok: gte(800e3) } },
     async run(impl, ctx) {
       // The children use this process's dqlite cluster, with the table copied in once here.
-      if (impl.key === 'dqlite') await impl.close(await impl.open(ctx.readDb))
+      if (impl.key === 'dqlite' || impl.key === 'dqlite-js') await impl.close(await impl.open(ctx.readDb))
       const runs = []
       for (let r = 0; r < TIMING.reps; r++) runs.push(await ctx.forkEachChild(impl, ctx.readDb))
       for (const x of runs) {

@@ -170,6 +170,11 @@ impl Watch {
     self.fd
   }
 
+  /// Whether the watch is started.
+  pub fn is_started(&self) -> bool {
+    self.started
+  }
+
   /// Starts watching (again); idempotent.
   ///
   /// # Safety

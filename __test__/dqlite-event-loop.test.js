@@ -27,6 +27,15 @@ const { describeCluster, Cluster, call, until, sleep } = require('./fixtures/dql
 jest.setTimeout(90000)
 
 const IDLE = path.join(__dirname, 'dqlite', 'idle-exit.js')
+
+/** Whether every thread of process `pid` is stopped (state T in /proc). */
+function everyThreadStopped(pid) {
+  const tasks = fs.readdirSync(`/proc/${pid}/task`)
+  return tasks.every((task) => {
+    const stat = fs.readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('T')
+  })
+}
 /** What idle-exit.js reports: its row, and the count it asked for from a timer. */
 const ROWS = { row: { id: 2, v: 'two' }, later: { n: 200000 } }
 const close = (db) => new Promise((resolve, reject) => db.close((err) => (err ? reject(err) : resolve())))
@@ -68,8 +77,8 @@ describeCluster('dqlite statements answered on the event loop', () => {
     expect(frozen).toBe(await cluster.leader())
     const pid = cluster.node(frozen).child.pid
     let ticks = 0
-    const ticker = setInterval(() => { ticks++ }, 50)
-    const started = Date.now()
+    let ticker = null
+    let started = 0
     const moves = []
     db.on('leader', (address, previous) => moves.push({ address, previous, ms: Date.now() - started }))
     let got
@@ -77,10 +86,16 @@ describeCluster('dqlite statements answered on the event loop', () => {
     try {
       process.kill(pid, 'SIGSTOP')
       stopped.add(pid)
+      // A process stops once each of its threads has seen the signal: one busy in the kernel
+      // (a log write under load) lets the others serve a while longer. The read is sent only
+      // when every thread of the node is stopped.
+      expect(await until(() => everyThreadStopped(pid), 5000)).toBe(true)
+      ticker = setInterval(() => { ticks++ }, 50)
+      started = Date.now()
       got = await outcome(call(db, 'get', 'SELECT id, v FROM f WHERE id = ?', [2]))
       ms = Date.now() - started
     } finally {
-      clearInterval(ticker)
+      if (ticker) clearInterval(ticker)
       process.kill(pid, 'SIGCONT')
       stopped.delete(pid)
     }

@@ -493,7 +493,7 @@ impl Worker {
           Err(e) => Response::Error(e),
         }
       }
-      Request::Query { sql, params, mode } => return self.query(id, &sql, &params, mode),
+      Request::Query { sql, params, mode } => return self.query(id, sql, &params, mode),
       Request::Prepare { stmt, sql } => self.prepare(stmt, sql),
       Request::Bind { stmt, params } => self.bind(stmt, &params),
       Request::Execute { stmt, params, mode } => return self.execute(id, stmt, &params, mode),
@@ -671,13 +671,10 @@ impl Worker {
     Ok(self.conn.as_mut().expect("set above"))
   }
 
-  fn query(&mut self, id: u32, sql: &str, params: &Params, mode: Mode) -> Option<Response> {
-    if let Some(refused) = refused(sql) {
-      return Some(Response::Error(refused));
-    }
-    match statement::bind(params, &statement::parameters(sql)) {
-      Ok(values) => self.statement(id, sql, &values, mode, None),
-      Err(e) => Some(Response::Error(Error::sqlite(ffi::SQLITE_RANGE, e.0))),
+  fn query(&mut self, id: u32, sql: String, params: &Params, mode: Mode) -> Option<Response> {
+    match ready_query(sql, params) {
+      Ok(ready) => self.statement(id, &ready.sql, &ready.values, mode, None),
+      Err(response) => Some(*response),
     }
   }
 
@@ -851,29 +848,41 @@ impl Worker {
     }
   }
 
-  /// `Statement#run/get/all/each`: with parameters, they are bound first; without, `get()`
-  /// goes on from the last row it gave (and stays at the end), the others start over.
+  /// `Statement#run/get/all/each` (see `ready_execute`).
   fn execute(&mut self, id: u32, stmt: u32, params: &Params, mode: Mode) -> Option<Response> {
-    if !params.is_none() {
-      if let response @ Response::Error(_) = self.bind(stmt, params) {
-        return Some(response);
-      }
-    }
-    let Some(prepared) = self.statements.get_mut(&stmt) else {
-      return Some(Response::Dropped);
+    let ready = match self.ready_execute(stmt, params, mode) {
+      Ok(ready) => ready,
+      Err(response) => return Some(*response),
     };
-    if mode == Mode::Get {
-      if let Some(cursor) = prepared.cursor.as_mut() {
-        return Some(Response::Row(cursor.next_row()));
-      }
-    }
-    let (sql, values) = (prepared.sql.clone(), prepared.bound.clone());
     let mut cursor = None;
-    let response = self.statement(id, &sql, &values, mode, Some(&mut cursor));
+    let response = self.statement(id, &ready.sql, &ready.values, mode, Some(&mut cursor));
     if let Some(prepared) = self.statements.get_mut(&stmt) {
       prepared.cursor = cursor;
     }
     response
+  }
+
+  /// `Statement#run/get/all/each` up to running it: with values, they are bound first; without,
+  /// `get()` goes on from the last row it gave (and stays at the end), which is answered here.
+  fn ready_execute(&mut self, stmt: u32, params: &Params, mode: Mode) -> Result<Ready, Box<Response>> {
+    if !params.is_none() {
+      if let response @ Response::Error(_) = self.bind(stmt, params) {
+        return Err(Box::new(response));
+      }
+    }
+    let Some(prepared) = self.statements.get_mut(&stmt) else {
+      return Err(Box::new(Response::Dropped));
+    };
+    if mode == Mode::Get {
+      if let Some(cursor) = prepared.cursor.as_mut() {
+        return Err(Box::new(Response::Row(cursor.next_row())));
+      }
+    }
+    Ok(Ready {
+      sql: prepared.sql.clone(),
+      values: prepared.bound.clone(),
+      stmt: Some(stmt),
+    })
   }
 
   /// `exec()`: every statement of a script, without parameters.
@@ -1241,6 +1250,30 @@ impl Worker {
 fn may_store_unreadable(sql: &str, values: &[Value], kind: Kind) -> bool {
   kind != Kind::Rows
     && (values.iter().any(stored::may_stop_a_node) || stored::may_hold_unreadable_literal(sql))
+}
+
+/// A statement ready to run: its SQL and values, and the prepared statement it is, if one. A
+/// request answered before it runs gives its answer instead (boxed: a response is large).
+struct Ready {
+  sql: String,
+  values: Vec<Value>,
+  stmt: Option<u32>,
+}
+
+/// `db.run/get/all/each(sql, params)` up to running it: SQL that is refused and values that do
+/// not fit its parameters are answered here.
+fn ready_query(sql: String, params: &Params) -> Result<Ready, Box<Response>> {
+  if let Some(refused) = refused(&sql) {
+    return Err(Box::new(Response::Error(refused)));
+  }
+  match statement::bind(params, &statement::parameters(&sql)) {
+    Ok(values) => Ok(Ready {
+      sql,
+      values,
+      stmt: None,
+    }),
+    Err(e) => Err(Box::new(Response::Error(Error::sqlite(ffi::SQLITE_RANGE, e.0)))),
+  }
 }
 
 /// The request that runs a statement of `kind`: QUERY_SQL for rows, EXEC_SQL for the rest.

@@ -21,12 +21,13 @@ use std::time::Instant;
 use rusqlite::ffi;
 
 use super::{
-  immediate, lost, may_store_unreadable, refused, wire_statement, Answer, Job, Kind, Mode, Outcome, Ran,
-  Request, Response, Runner, Shared, Turn, Txn, Value, Watch, Worker,
+  immediate, lost, may_store_unreadable, ready_query, wire_statement, Answer, Job, Kind, Mode, Outcome, Ran,
+  Ready, Request, Response, Runner, Shared, Turn, Txn, Value, Watch, Worker,
 };
 use crate::dqlite::connection::{Connection, Sent};
 use crate::dqlite::statement;
 use crate::error::Error;
+use crate::js::event_loop::EventLoop;
 use crate::protocol::{Outgoing, Setting};
 
 /// The largest request the JavaScript thread writes: a larger one could fill the socket's
@@ -79,30 +80,8 @@ impl Shared {
           unreachable!("the front job is a Run")
         };
         let mut worker = self.worker();
-        // A watch still started since the last answer has seen nothing arrive on the idle
-        // connection (`on_readable` stops it when something does): the node has not closed it.
-        let mut quiet = false;
-        let watched = worker.conn.as_ref().is_some_and(|conn| {
-          let number = worker.connections;
-          if turn.watch.as_ref().map(|(n, _)| *n) != Some(number) {
-            let shared = Arc::downgrade(self);
-            let on_readable = Box::new(move || {
-              if let Some(shared) = shared.upgrade() {
-                shared.on_readable();
-              }
-            });
-            // SAFETY: this runs on the JavaScript thread of `event_loop` (this function's
-            // contract), and the connection's socket is open.
-            turn.watch = unsafe { Watch::new(event_loop, conn.fd(), on_readable) }.map(|w| (number, w));
-          }
-          // Watching before sending: an answer is never sent that nobody will read.
-          // SAFETY: on the JavaScript thread (as above).
-          turn.watch.as_mut().is_some_and(|(n, watch)| {
-            quiet = watch.is_started();
-            *n == number && unsafe { watch.start() }
-          })
-        });
-        let start = if watched {
+        let watched = self.watch(event_loop, turn, &worker);
+        let start = if let Some(quiet) = watched {
           // A fault here answers the request, as on the session's thread (`Worker::guarded`).
           let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             worker.start_direct(id, request, quiet)
@@ -146,6 +125,31 @@ impl Shared {
     self.sink.flush();
   }
 
+  /// Makes the loop watch the worker's connection (a watch of an earlier connection is
+  /// closed): watching before sending, an answer is never sent that nobody will read. `None`
+  /// when there is no connection or it cannot be watched; else whether the connection is
+  /// quiet: a watch still started since the last answer has seen nothing arrive on the idle
+  /// connection (`on_readable` stops it when something does), so the node has not closed it.
+  fn watch(self: &Arc<Self>, event_loop: EventLoop, turn: &mut Turn, worker: &Worker) -> Option<bool> {
+    let conn = worker.conn.as_ref()?;
+    let number = worker.connections;
+    if turn.watch.as_ref().map(|(n, _)| *n) != Some(number) {
+      let shared = Arc::downgrade(self);
+      let on_readable = Box::new(move || {
+        if let Some(shared) = shared.upgrade() {
+          shared.on_readable();
+        }
+      });
+      // SAFETY: this runs on the JavaScript thread of `event_loop` (`next`'s contract), and the
+      // connection's socket is open.
+      turn.watch = unsafe { Watch::new(event_loop, conn.fd(), on_readable) }.map(|w| (number, w));
+    }
+    let (_, watch) = turn.watch.as_mut().filter(|(n, _)| *n == number)?;
+    let quiet = watch.is_started();
+    // SAFETY: on the JavaScript thread (as above).
+    unsafe { watch.start() }.then_some(quiet)
+  }
+
   /// The watch says the socket has something to read (JavaScript thread).
   fn on_readable(self: &Arc<Self>) {
     let mut turn = self.turn();
@@ -186,31 +190,15 @@ impl Worker {
   /// Starts request `id` on the JavaScript thread (see the module's comment).
   fn start_direct(&mut self, id: u32, request: Request, quiet: bool) -> Start {
     match request {
-      Request::Query { sql, params, mode } if mode != Mode::Each => {
-        if let Some(refused) = refused(&sql) {
-          return Start::Answered(Some(Response::Error(refused)));
-        }
-        match statement::bind(&params, &statement::parameters(&sql)) {
-          Ok(values) => self.send_direct(id, &sql, values, mode, None, quiet),
-          Err(e) => Start::Answered(Some(Response::Error(Error::sqlite(ffi::SQLITE_RANGE, e.0)))),
-        }
-      }
+      Request::Query { sql, params, mode } if mode != Mode::Each => match ready_query(sql, &params) {
+        Ok(ready) => self.send_direct(id, ready, mode, quiet),
+        Err(response) => Start::Answered(Some(*response)),
+      },
       Request::Execute { stmt, params, mode } if mode != Mode::Each => {
-        if !params.is_none() {
-          if let response @ Response::Error(_) = self.bind(stmt, &params) {
-            return Start::Answered(Some(response));
-          }
+        match self.ready_execute(stmt, &params, mode) {
+          Ok(ready) => self.send_direct(id, ready, mode, quiet),
+          Err(response) => Start::Answered(Some(*response)),
         }
-        let Some(prepared) = self.statements.get_mut(&stmt) else {
-          return Start::Answered(Some(Response::Dropped));
-        };
-        if mode == Mode::Get {
-          if let Some(cursor) = prepared.cursor.as_mut() {
-            return Start::Answered(Some(Response::Row(cursor.next_row())));
-          }
-        }
-        let (sql, values) = (prepared.sql.clone(), prepared.bound.clone());
-        self.send_direct(id, &sql, values, mode, Some(stmt), quiet)
       }
       request @ (Request::Bind { .. }
       | Request::Reset { .. }
@@ -220,26 +208,19 @@ impl Worker {
     }
   }
 
-  /// Sends statement `sql` from the JavaScript thread, after the checks `statement` and `run`
+  /// Sends the `ready` statement from the JavaScript thread, after the checks `statement` and `run`
   /// make.
   ///
   /// Before a write, the socket is peeked at (`is_closed`): a write sent on a connection the
   /// node has closed would be in doubt, though it never ran. A read is sent at once on a
   /// `quiet` connection (one system call less per read): were the connection closed after all,
   /// the read is sent again to the new leader.
-  fn send_direct(
-    &mut self,
-    id: u32,
-    sql: &str,
-    values: Vec<Value>,
-    mode: Mode,
-    stmt: Option<u32>,
-    quiet: bool,
-  ) -> Start {
+  fn send_direct(&mut self, id: u32, ready: Ready, mode: Mode, quiet: bool) -> Start {
+    let Ready { sql, values, stmt } = ready;
     if self.txn == Txn::Aborted {
-      return Start::Answered(Some(self.aborted(sql, mode)));
+      return Start::Answered(Some(self.aborted(&sql, mode)));
     }
-    let sql = immediate(sql);
+    let sql = immediate(&sql);
     let kind = statement::kind(&sql);
     self.forget_typed_columns(&sql, kind);
     let pending = Pending {

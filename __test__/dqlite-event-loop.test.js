@@ -13,7 +13,9 @@
 // - many statements of 4 Databases at once (point reads, autocommit inserts, transactions that
 //   make the others wait on SQLITE_BUSY, a prepared cursor, all() of several parts): nothing is
 //   lost, doubled, cut or reordered between the loop and the sessions' threads;
-// - a Statement's answers on the loop are node-sqlite3's (the real package as the reference).
+// - a Statement's answers on the loop are node-sqlite3's (the real package as the reference);
+// - the callbacks of answers delivered from the loop's event (not through a threadsafe function)
+//   run as node-sqlite3's: async context, nextTick and promise reactions, uncaught exceptions.
 
 const { execFile } = require('child_process')
 const fs = require('fs')
@@ -27,6 +29,7 @@ const { describeCluster, Cluster, call, until, sleep } = require('./fixtures/dql
 jest.setTimeout(90000)
 
 const IDLE = path.join(__dirname, 'dqlite', 'idle-exit.js')
+const CALLBACK_SCOPE = path.join(__dirname, 'dqlite', 'callback-scope.js')
 
 /** Whether every thread of process `pid` is stopped (state T in /proc). */
 function everyThreadStopped(pid) {
@@ -120,21 +123,36 @@ describeCluster('dqlite statements answered on the event loop', () => {
     expect(await until(async () => (await cluster.voters()) === 3, 20000)).toBe(true)
   })
 
+  /** Runs `node script ...args`; one still running after 10 s is killed by its pid. */
+  function runNode(script, args) {
+    const started = Date.now()
+    return new Promise((resolve) => {
+      const child = execFile(process.execPath, [script, ...args], { encoding: 'utf8' }, (err, stdout, stderr) => {
+        clearTimeout(timer)
+        resolve({ code: child.exitCode, signal: child.signalCode, stdout, stderr, ms: Date.now() - started })
+      })
+      children.add(child)
+      const timer = setTimeout(() => { if (child.exitCode === null) process.kill(child.pid, 'SIGKILL') }, 10000)
+    })
+  }
+
+  test('callbacks of answers read on the loop run as node-sqlite3\'s: in the caller\'s async context, their nextTick and promise reactions before the next answer, a thrown exception uncaught and the Database going on', async () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'dqlite-scope-')), 'reference.db')
+    const reference = await runNode(CALLBACK_SCOPE, ['sqlite3', file])
+    const result = await runNode(CALLBACK_SCOPE, ['ours', cluster.url('scope')])
+    const expected = ['get: 1, context first', 'tick', 'promise', 'second get', 'all', 'uncaught: boom', 'after: 1']
+    // node-sqlite3 aborts while its process exits after an uncaught exception; its line is printed before.
+    expect(JSON.parse(reference.stdout.split('\n')[0])).toEqual(expected)
+    expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' })
+    expect(JSON.parse(result.stdout)).toEqual(expected)
+  })
+
   test('an idle Database, never closed, does not keep a process alive: it prints both answers and exits 0 by itself', async () => {
     const db = await ours.create(cluster.url('idle'))
     await call(db, 'run', 'CREATE TABLE IF NOT EXISTS idle(id INTEGER PRIMARY KEY, v TEXT)')
     await call(db, 'run', 'INSERT OR IGNORE INTO idle(id, v) VALUES (1, \'one\'), (2, \'two\')')
     await close(db)
-    const started = Date.now()
-    const result = await new Promise((resolve) => {
-      const child = execFile(process.execPath, [IDLE, cluster.url('idle')], { encoding: 'utf8' }, (err, stdout, stderr) => {
-        clearTimeout(timer)
-        resolve({ code: child.exitCode, signal: child.signalCode, stdout, stderr, ms: Date.now() - started })
-      })
-      children.add(child)
-      // Still running after 10 s: it is kept alive; killed by its pid.
-      const timer = setTimeout(() => { if (child.exitCode === null) process.kill(child.pid, 'SIGKILL') }, 10000)
-    })
+    const result = await runNode(IDLE, [cluster.url('idle')])
     console.log(`dqlite idle Database: the process exited by itself ${result.ms} ms after it started`)
     expect({ code: result.code, signal: result.signal, stderr: result.stderr }).toEqual({ code: 0, signal: null, stderr: '' })
     expect(JSON.parse(result.stdout)).toEqual(ROWS)

@@ -81,6 +81,20 @@ pub trait Sink: Send + Sync {
   /// on. Every message sent is followed by a `flush` before the engine waits.
   fn flush(&self) {}
 
+  /// The caller runs on the JavaScript thread, in an event of its loop (no JavaScript on the
+  /// stack), and calls `deliver_held` before it returns: a sink that delivers to JavaScript
+  /// holds what is sent until then and delivers it there, at once, instead of waking the
+  /// thread for a later turn of its loop.
+  fn hold(&self) {}
+
+  /// Ends `hold`: delivers what was held.
+  ///
+  /// # Safety
+  ///
+  /// As `hold` says: on the JavaScript thread, in an event of its loop, with no lock held that
+  /// a call from JavaScript takes (JavaScript runs here).
+  unsafe fn deliver_held(&self) {}
+
   /// Whether the session's answers are being taken: while false, the engine runs nothing more
   /// of the session (a client that stopped reading costs the master bounded memory). A sink
   /// that turns ready again calls `Engine::wake`.

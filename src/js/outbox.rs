@@ -4,6 +4,12 @@
 //! thread through a threadsafe function, which takes the whole queue and hands it to the
 //! session's dispatcher as one flat array. Many completions that happen together therefore
 //! cost one wake-up and one call into JavaScript.
+//!
+//! An answer read on the JavaScript thread itself, by an event of its loop (a socket watched
+//! there, `js::event_loop`), needs no wake-up: between `hold` and `deliver_held` the outbox only
+//! queues, and `deliver_held` calls the dispatcher at once, as Node calls back for its own
+//! sockets. Waking the thread through the threadsafe function would cost a second turn of the
+//! loop per answer (docs/dqlite.md#the-event-loop-path).
 
 use std::collections::HashSet;
 use std::ffi::c_void;
@@ -31,11 +37,18 @@ struct State {
   queue: Vec<Outgoing>,
   /// Null once the session is disposed: nothing may be delivered after that.
   tsfn: sys::napi_threadsafe_function,
+  /// Between `hold` and `deliver_held`: the JavaScript thread delivers the queue itself.
+  held: bool,
+  /// The JavaScript thread's environment, and a reference to the dispatcher, for
+  /// `deliver_held`; the reference is deleted (and nulled) by the finalizer.
+  env: sys::napi_env,
+  dispatch: sys::napi_ref,
 }
 
 // SAFETY: the threadsafe function handle is the one N-API object made to be used from any
 // thread (`napi_call_threadsafe_function`); it is read and cleared only under the outbox's mutex,
-// and nulled by the finalizer before Node frees it.
+// and nulled by the finalizer before Node frees it. `env` and `dispatch` are only carried by
+// other threads: they are used on the JavaScript thread alone (`deliver_held`, `finalize`).
 unsafe impl Send for State {}
 
 impl Outbox {
@@ -51,6 +64,9 @@ impl Outbox {
       state: Mutex::new(State {
         queue: Vec::new(),
         tsfn: ptr::null_mut(),
+        held: false,
+        env,
+        dispatch: ptr::null_mut(),
       }),
       known_shapes: Mutex::new(HashSet::new()),
       forget_shapes: AtomicBool::new(false),
@@ -94,7 +110,15 @@ impl Outbox {
     // SAFETY: `tsfn` was just created, on this thread (the JavaScript thread of `env`, the only one
     // where unref may run), and no other thread has it yet.
     unsafe { sys::napi_unref_threadsafe_function(env, tsfn) };
-    outbox.lock().tsfn = tsfn;
+    let mut dispatch_ref = ptr::null_mut();
+    // SAFETY: as above; `dispatch` is a function (the threadsafe function accepted it). Were the
+    // call to fail, the reference stays null and `deliver_held` leaves the queue to the
+    // threadsafe function.
+    unsafe { sys::napi_create_reference(env, dispatch, 1, &mut dispatch_ref) };
+    let mut state = outbox.lock();
+    state.tsfn = tsfn;
+    state.dispatch = dispatch_ref;
+    drop(state);
     Ok(outbox)
   }
 
@@ -141,6 +165,40 @@ impl Outbox {
 }
 
 impl Sink for Outbox {
+  fn hold(&self) {
+    self.lock().held = true;
+  }
+
+  unsafe fn deliver_held(&self) {
+    let mut state = self.lock();
+    state.held = false;
+    if state.queue.is_empty() {
+      return;
+    }
+    if state.tsfn.is_null() || state.dispatch.is_null() {
+      // Disposed (nothing may be delivered), or no reference to call through: the threadsafe
+      // function delivers, as for any other thread.
+      if !state.tsfn.is_null() {
+        // SAFETY: as in `send`.
+        unsafe {
+          sys::napi_call_threadsafe_function(
+            state.tsfn,
+            ptr::null_mut(),
+            sys::ThreadsafeFunctionCallMode::nonblocking,
+          )
+        };
+      }
+      return;
+    }
+    let (env, dispatch_ref) = (state.env, state.dispatch);
+    drop(state);
+    // SAFETY: `deliver_held`'s contract: this is the JavaScript thread, in an event of its
+    // loop, with no JavaScript on the stack. The environment is live: the
+    // reference is non-null, so `finalize` (which runs before the environment goes) has not run.
+    // The dispatcher is called with the lock released: what it calls may send again.
+    unsafe { self.deliver_now(env, dispatch_ref) };
+  }
+
   fn reset(&self) {
     self.forget_shapes.store(true, Ordering::Release);
   }
@@ -154,7 +212,7 @@ impl Sink for Outbox {
       return;
     }
     state.queue.push(message);
-    if state.queue.len() == 1 {
+    if state.queue.len() == 1 && !state.held {
       // SAFETY: `tsfn` is non-null under the lock, so neither released (`dispose`) nor finalized
       // (`finalize` nulls it under this lock before Node frees it). Any thread may call it;
       // nonblocking never waits, so holding the lock is fine, and the queue has no size limit, so
@@ -170,6 +228,85 @@ impl Sink for Outbox {
   }
 }
 
+impl Outbox {
+  /// The queue, as the dispatcher's arguments `(batch, resetShapes)`; `None` when empty.
+  ///
+  /// # Safety
+  ///
+  /// On the JavaScript thread of the live `env`, inside a handle scope: the handles returned
+  /// belong to it.
+  unsafe fn arguments(&self, env: sys::napi_env) -> Option<[sys::napi_value; 2]> {
+    let batch = std::mem::take(&mut self.lock().queue);
+    if batch.is_empty() {
+      return None;
+    }
+    let mut known = self.known_shapes.lock().unwrap_or_else(|e| e.into_inner());
+    let reset_shapes = known.len() > KNOWN_SHAPES_LIMIT || self.forget_shapes.swap(false, Ordering::AcqRel);
+    if reset_shapes {
+      known.clear();
+    }
+    // SAFETY: `convert`'s contract is this function's.
+    let array = unsafe {
+      let mut writer = Writer::new(env, batch.len()).ok()?;
+      for message in &batch {
+        writer.write(message, &mut |id| !known.insert(id)).ok()?;
+      }
+      writer.array()
+    };
+    let mut reset = ptr::null_mut();
+    // SAFETY: as above; napi_get_boolean cannot fail with a live `env` and a local out-pointer.
+    unsafe { sys::napi_get_boolean(env, reset_shapes, &mut reset) };
+    Some([array, reset])
+  }
+
+  /// Calls the dispatcher with the queue from an event of the loop, as Node calls back for its
+  /// own handles: `napi_make_callback` runs the microtasks and `process.nextTick` callbacks the
+  /// dispatcher's callbacks queued (promises resolved by them settle now), and an exception it
+  /// throws is reported as uncaught, as from the threadsafe function.
+  ///
+  /// # Safety
+  ///
+  /// On the JavaScript thread of the live `env`, with no JavaScript on the stack (an event of
+  /// the loop); `dispatch_ref` is the outbox's live reference to the dispatcher.
+  unsafe fn deliver_now(&self, env: sys::napi_env, dispatch_ref: sys::napi_ref) {
+    let mut scope = ptr::null_mut();
+    // SAFETY: this function's contract; every handle below belongs to the scope opened here
+    // and closed at the end; `args` outlives the call. The dispatcher's own callbacks restore
+    // the async context of the calls that made the requests (lib/callbacks.js), so the call
+    // itself needs none (a null `async_context`).
+    unsafe {
+      if sys::napi_open_handle_scope(env, &mut scope) != sys::Status::napi_ok {
+        return;
+      }
+      let mut dispatch = ptr::null_mut();
+      let mut global = ptr::null_mut();
+      sys::napi_get_reference_value(env, dispatch_ref, &mut dispatch);
+      sys::napi_get_global(env, &mut global);
+      if let (false, Some(args)) = (dispatch.is_null(), self.arguments(env)) {
+        sys::napi_make_callback(
+          env,
+          ptr::null_mut(),
+          global,
+          dispatch,
+          2,
+          args.as_ptr(),
+          ptr::null_mut(),
+        );
+        // Its status cannot tell an exception thrown from JavaScript that can no longer run
+        // (a Worker being terminated); whether an exception is pending can.
+        let mut thrown = false;
+        sys::napi_is_exception_pending(env, &mut thrown);
+        if thrown {
+          let mut error = ptr::null_mut();
+          sys::napi_get_and_clear_last_exception(env, &mut error);
+          sys::napi_fatal_exception(env, error);
+        }
+      }
+      sys::napi_close_handle_scope(env, scope);
+    }
+  }
+}
+
 /// Node deletes the threadsafe function (after `dispose`, or when its environment shuts down,
 /// e.g. a worker thread is terminated): nothing may use it after this.
 ///
@@ -177,7 +314,7 @@ impl Sink for Outbox {
 ///
 /// Called by Node only, once, on the JavaScript thread, with the `context` that `Outbox::new` gave
 /// the threadsafe function.
-unsafe extern "C" fn finalize(_env: sys::napi_env, _data: *mut c_void, context: *mut c_void) {
+unsafe extern "C" fn finalize(env: sys::napi_env, _data: *mut c_void, context: *mut c_void) {
   // SAFETY: `context` holds the strong count `Outbox::new` leaked into it with `Arc::into_raw`;
   // Node finalizes once, so it is taken back once. Node may still call `call_js` after this, with a
   // null `env`, for calls left in its queue: `call_js` then does not touch `context`.
@@ -185,6 +322,12 @@ unsafe extern "C" fn finalize(_env: sys::napi_env, _data: *mut c_void, context: 
   let mut state = outbox.lock();
   state.tsfn = ptr::null_mut();
   state.queue.clear();
+  if !state.dispatch.is_null() {
+    // SAFETY: the reference was made by `Outbox::new` in this environment, which is live while
+    // Node finalizes; it is deleted once, here, and nulled.
+    unsafe { sys::napi_delete_reference(env, state.dispatch) };
+    state.dispatch = ptr::null_mut();
+  }
   drop(state);
   drop(outbox);
 }
@@ -206,38 +349,16 @@ unsafe extern "C" fn call_js(
   // SAFETY: `env` is non-null, so this is a call made before `finalize`, and `context` still holds
   // its strong count of the outbox.
   let outbox = unsafe { &*(context as *const Outbox) };
-  let batch = std::mem::take(&mut outbox.lock().queue);
-  if batch.is_empty() {
+  // SAFETY: `arguments`' contract: the JavaScript thread of the live `env`, inside the scope
+  // Node opened for this call.
+  let Some(args) = (unsafe { outbox.arguments(env) }) else {
     return;
-  }
-  let mut known = outbox.known_shapes.lock().unwrap_or_else(|e| e.into_inner());
-  let reset_shapes = known.len() > KNOWN_SHAPES_LIMIT || outbox.forget_shapes.swap(false, Ordering::AcqRel);
-  if reset_shapes {
-    known.clear();
-  }
-  // SAFETY: `convert`'s contract: this is the JavaScript thread of the live `env`, inside the scope
-  // Node opened for this call, and the writer and its handles do not leave it.
-  let array = unsafe {
-    let Ok(mut writer) = Writer::new(env, batch.len()) else {
-      return;
-    };
-    for message in &batch {
-      if writer.write(message, &mut |id| !known.insert(id)).is_err() {
-        return;
-      }
-    }
-    writer.array()
   };
-  drop(known);
   let mut global = ptr::null_mut();
-  let mut reset = ptr::null_mut();
   // SAFETY: as above. `dispatch` is the function handle Node passed in, and `args` outlives the
-  // call. napi_get_global and napi_get_boolean cannot fail with a live `env` and local
-  // out-pointers, so `global` and `reset` are valid handles.
+  // call. napi_get_global cannot fail with a live `env` and a local out-pointer.
   unsafe {
     sys::napi_get_global(env, &mut global);
-    sys::napi_get_boolean(env, reset_shapes, &mut reset);
-    let args = [array, reset];
     // An exception thrown by the dispatcher is left pending: Node reports it as uncaught,
     // as it does for node-sqlite3's callbacks.
     sys::napi_call_function(env, global, dispatch, 2, args.as_ptr(), ptr::null_mut());

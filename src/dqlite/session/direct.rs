@@ -137,7 +137,12 @@ impl Shared {
       let shared = Arc::downgrade(self);
       let on_readable = Box::new(move || {
         if let Some(shared) = shared.upgrade() {
-          shared.on_readable();
+          // The answer is delivered from this event of the loop, not from a later one.
+          shared.sink.hold();
+          let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shared.on_readable()));
+          // SAFETY: the watch calls on the JavaScript thread, from its loop, and `on_readable`
+          // has let go of the session's locks.
+          unsafe { shared.sink.deliver_held() };
         }
       });
       // SAFETY: this runs on the JavaScript thread of `event_loop` (`next`'s contract), and the

@@ -239,7 +239,9 @@ const workloads = [
           db.run('BEGIN', onInsert)
           for (let k = 0; k < BATCH; k++) db.run(INSERT_SQL, [`row-${k}`, k * 0.5], onInsert)
           db.run('COMMIT', (err) => {
-            if (err || failure) reject(err || failure)
+            // The first failure is the cause: a COMMIT after a failed BEGIN only says that no
+            // transaction is active.
+            if (failure || err) reject(failure || err)
             else resolve()
           })
         }

@@ -910,7 +910,7 @@ impl Worker {
 
   /// After a successful statement: is the session inside a transaction now?
   fn follow_transaction(&mut self, sql: &str) {
-    let words = statement::words(sql);
+    let words = &statement::read(sql).words;
     let first = words.first().map(|w| w.to_ascii_uppercase());
     match first.as_deref() {
       _ if begins_transaction(sql) && self.txn == Txn::None => self.txn = Txn::Open,
@@ -1065,7 +1065,7 @@ impl Worker {
   /// aborted (whose error says to run the transaction again, which could store it twice). The
   /// error is `CLUSTER_MASTER_LOST`, and no transaction is open any more either way.
   fn leave_committing(&mut self, sql: &str) -> Result<(), Error> {
-    let words = statement::words(sql);
+    let words = &statement::read(sql).words;
     let commits = words
       .first()
       .is_some_and(|w| w.eq_ignore_ascii_case("COMMIT") || w.eq_ignore_ascii_case("END"));
@@ -1266,7 +1266,7 @@ fn ready_query(sql: String, params: &Params) -> Result<Ready, Box<Response>> {
   if let Some(refused) = refused(&sql) {
     return Err(Box::new(Response::Error(refused)));
   }
-  match statement::bind(params, &statement::parameters(&sql)) {
+  match statement::bind(params, &statement::read(&sql).layout) {
     Ok(values) => Ok(Ready {
       sql,
       values,
@@ -1286,8 +1286,8 @@ fn wire_statement<'a>(db: u32, sql: &'a str, params: &'a [Value], kind: Kind) ->
 
 /// A bare `BEGIN` (or `BEGIN DEFERRED`) becomes `BEGIN IMMEDIATE` (see the module's comment).
 fn immediate(sql: &str) -> String {
-  let words = statement::words(sql);
-  let bare = match words.as_slice() {
+  let reading = statement::read(sql);
+  let bare = match reading.words.as_slice() {
     [b] => b.eq_ignore_ascii_case("BEGIN"),
     [b, w] => {
       b.eq_ignore_ascii_case("BEGIN")
@@ -1300,7 +1300,7 @@ fn immediate(sql: &str) -> String {
     }
     _ => false,
   };
-  if bare && !statement::has_tail(sql) {
+  if bare && !reading.tail {
     "BEGIN IMMEDIATE".into()
   } else {
     sql.to_owned()
@@ -1310,10 +1310,11 @@ fn immediate(sql: &str) -> String {
 /// Why `sql` is not sent at all: a write with `RETURNING`, or a second statement after the
 /// first (docs/dqlite.md#statements).
 fn refused(sql: &str) -> Option<Error> {
-  if statement::kind(sql) == Kind::WriteWithRows {
+  let reading = statement::read(sql);
+  if reading.kind == Kind::WriteWithRows {
     return Some(refused_returning());
   }
-  statement::has_tail(sql).then(|| {
+  reading.tail.then(|| {
     Error::sqlite(
       ffi::SQLITE_ERROR,
       "dqlite runs one statement per call here: split the SQL, or use exec() for a script without parameters",

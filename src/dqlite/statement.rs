@@ -10,6 +10,10 @@
 //! SQL's tokens, skipping strings, quoted names and comments, since SQLite's own parser is in
 //! the server.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use crate::value::{Bind, ParamKey, Params, Value};
 
 /// How a statement must be sent.
@@ -191,15 +195,9 @@ fn top_level_words<'a>(tokens: &[Token<'a>]) -> Vec<&'a str> {
   words
 }
 
-/// The words of the first statement of `sql` outside parentheses, in order (`BEGIN`,
-/// `IMMEDIATE`, …).
-pub fn words(sql: &str) -> Vec<&str> {
-  top_level_words(&tokens(sql))
-}
-
 /// How the first statement of `sql` must be sent.
 pub fn kind(sql: &str) -> Kind {
-  kind_of(&tokens(sql))
+  read(sql).kind
 }
 
 /// Whether any statement of the script `sql` is a write that yields rows (`exec()` sends the
@@ -292,10 +290,61 @@ pub fn statements(sql: &str) -> Vec<Part<'_>> {
 
 /// Whether anything but blanks and comments follows the first statement of `sql`.
 pub fn has_tail(sql: &str) -> bool {
+  read(sql).tail
+}
+
+/// What the session reads of a statement's SQL to send it and to follow its transaction.
+#[derive(Debug)]
+pub struct Reading {
+  pub kind: Kind,
+  /// Whether anything but blanks and comments follows the first statement.
+  pub tail: bool,
+  pub layout: Parameters,
+  /// The first statement's words outside parentheses, as written, in order (`BEGIN`,
+  /// `IMMEDIATE`, …).
+  pub words: Vec<Box<str>>,
+}
+
+/// At most this many readings are kept per thread, of texts up to `READ_AGAIN_AT_MOST` bytes:
+/// an app runs the same few statements again and again, and a script or a statement with its
+/// values written into it is read once anyway.
+const READINGS_KEPT: usize = 256;
+const READ_AGAIN_AT_MOST: usize = 1024;
+
+thread_local! {
+  static READINGS: RefCell<HashMap<Box<str>, Rc<Reading>>> = RefCell::new(HashMap::new());
+}
+
+/// The reading of `sql`, kept for the next time the same text comes: the session reads each
+/// statement several times on its way (its kind, its tail, its parameters, whether it begins a
+/// transaction), and reading it from its tokens each time was a twentieth of the client's time
+/// per point read.
+pub fn read(sql: &str) -> Rc<Reading> {
+  if sql.len() > READ_AGAIN_AT_MOST {
+    return Rc::new(reading(sql));
+  }
+  READINGS.with_borrow_mut(|kept| {
+    if let Some(reading) = kept.get(sql) {
+      return Rc::clone(reading);
+    }
+    if kept.len() >= READINGS_KEPT {
+      kept.clear();
+    }
+    let fresh = Rc::new(reading(sql));
+    kept.insert(sql.into(), Rc::clone(&fresh));
+    fresh
+  })
+}
+
+fn reading(sql: &str) -> Reading {
   let tokens = tokens(sql);
-  tokens[first_statement(&tokens)..]
-    .iter()
-    .any(|t| *t != Token::Semicolon)
+  let first = &tokens[..first_statement(&tokens)];
+  Reading {
+    kind: kind_of(&tokens),
+    tail: tokens[first.len()..].iter().any(|t| *t != Token::Semicolon),
+    layout: layout_of(first),
+    words: top_level_words(&tokens).into_iter().map(Box::from).collect(),
+  }
 }
 
 /// The parameters of the first statement of `sql`, numbered as SQLite numbers them: `?` takes
@@ -310,8 +359,11 @@ pub struct Parameters {
 }
 
 pub fn parameters(sql: &str) -> Parameters {
-  let tokens = tokens(sql);
-  let tokens = &tokens[..first_statement(&tokens)];
+  read(sql).layout.clone()
+}
+
+/// The parameters of the statement of `tokens`.
+fn layout_of(tokens: &[Token<'_>]) -> Parameters {
   let mut layout = Parameters::default();
   for (token, number) in tokens.iter().zip(numbers(tokens)) {
     let Some(number) = number else { continue };
@@ -500,6 +552,33 @@ mod tests {
     assert!(has_tail(
       "CREATE TRIGGER x AFTER INSERT ON t BEGIN SELECT 1; END; SELECT 2"
     ));
+  }
+
+  #[test]
+  fn a_kept_reading_is_the_reading_of_its_text() {
+    let texts: Vec<String> = (0..READINGS_KEPT + 10)
+      .map(|i| match i % 3 {
+        0 => format!("SELECT * FROM t{i} WHERE a = ? AND b = :b"),
+        1 => format!("INSERT INTO t{i} VALUES (?1, ?2) RETURNING a"),
+        _ => format!("BEGIN; SELECT {i}"),
+      })
+      .chain([format!("SELECT '{}', ?", "x".repeat(READ_AGAIN_AT_MOST))])
+      .collect();
+    // Twice over: the second pass meets kept readings, and those kept before the store was
+    // emptied read afresh.
+    for _ in 0..2 {
+      for text in &texts {
+        let (kept, fresh) = (read(text), reading(text));
+        assert_eq!(kept.kind, fresh.kind, "{text}");
+        assert_eq!(kept.tail, fresh.tail, "{text}");
+        assert_eq!(kept.layout, fresh.layout, "{text}");
+        assert_eq!(kept.words, fresh.words, "{text}");
+      }
+    }
+    assert!(READINGS.with_borrow(|kept| kept.len() <= READINGS_KEPT));
+    let long = texts.last().expect("the long text");
+    assert!(READINGS.with_borrow(|kept| !kept.contains_key(long.as_str())));
+    assert_eq!(read(long).layout.count, 1);
   }
 
   #[test]

@@ -2,8 +2,8 @@
 // One session of the engine of a database file, as JavaScript sees it: numbered requests out,
 // batched answers in. Every answer is routed to the handler registered with its request.
 //
-// The process is kept alive exactly while requests are in flight (an idle Database lets Node
-// exit, as with node-sqlite3). Row objects are built here, by a small constructor compiled once
+// The process is kept alive while requests are in flight (an idle Database lets Node exit, as
+// with node-sqlite3, once the loop has turned with none). Row objects are built here, by a small constructor compiled once
 // per set of column names, which is much faster than building them property by property in C.
 
 const { NativeSession } = require('./native')
@@ -35,6 +35,19 @@ class Session {
     this.handlers = new Map()
     this.nextId = 1
     this.inFlight = 0
+    // Whether the native session keeps the event loop alive: from the first request in flight
+    // until the loop turns with none left. Letting go only then, and not each time the count
+    // falls to zero, spares two native calls per statement to a Database used one statement at
+    // a time, whose next request comes from the last one's callback or promise.
+    this.referenced = false
+    this.idleCheckScheduled = false
+    this.checkIdle = () => {
+      this.idleCheckScheduled = false
+      if (this.inFlight === 0 && this.referenced && !this.disposed) {
+        this.referenced = false
+        this.native.setBusy(false)
+      }
+    }
     this.shapes = new Map()
     this.onEvent = onEvent
     this.disposed = false
@@ -52,7 +65,10 @@ class Session {
     const id = this.nextId++
     if (this.nextId > 0xfffffff0) this.nextId = 1
     this.handlers.set(id, handler)
-    if (this.inFlight++ === 0) this.native.setBusy(true)
+    if (this.inFlight++ === 0 && !this.referenced) {
+      this.referenced = true
+      this.native.setBusy(true)
+    }
     if (this.clustered && !this.flushScheduled) {
       this.flushScheduled = true
       queueMicrotask(this.flush)
@@ -62,7 +78,10 @@ class Session {
 
   _finish(id) {
     this.handlers.delete(id)
-    if (--this.inFlight === 0 && !this.disposed) this.native.setBusy(false)
+    if (--this.inFlight === 0 && !this.idleCheckScheduled) {
+      this.idleCheckScheduled = true
+      setImmediate(this.checkIdle)
+    }
   }
 
   /** Row objects from one rows message (`a` = shape id, `b` = flat values, `c` = new names). */

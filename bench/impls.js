@@ -11,6 +11,8 @@
 // file in open() and stop it in close(); the measuring process is a client. `connect(filename)`
 // opens only the client side (fan-in workers, whose master the workload starts).
 // `serialize: false` marks an implementation without db.serialize() (1.x clients throw).
+// `rounds: true` marks the implementations measured in rounds against each other (bench/run.js,
+// `measuringOrder`).
 //
 // Every connection is put in WAL mode with synchronous=NORMAL so all peers write the same way
 // (for client implementations, the master's connection is the one that matters).
@@ -158,6 +160,7 @@ const dqlite = {
   key: 'dqlite',
   label: 'dqlite (3 nodes)',
   kind: 'callback',
+  rounds: true,
   // A Database on a 3-node dqlite cluster on this machine (bench/dqlite.js); nothing to set:
   // dqlite chooses its journal.
   open(filename) {
@@ -173,6 +176,7 @@ const dqliteJs = {
   key: 'dqlite-js',
   label: 'minimal JS client (dqlite)',
   kind: 'callback',
+  rounds: true,
   // The anchor peer of the dqlite column: a minimal JavaScript client of dqlite's wire protocol
   // (bench/dqlite-js.js) on the same cluster and the same copy of the file's tables.
   async open(filename) {

@@ -26,7 +26,7 @@ const path = require('path')
 
 const { IMPLS, byKey } = require('./impls')
 const { workloads } = require('./workloads')
-const { QUICK, TIMING } = require('./measure')
+const { QUICK, TIMING, median } = require('./measure')
 const { forkTracked, killAll } = require('./procs')
 const data = require('./data')
 
@@ -77,6 +77,35 @@ function forkEachChild(impl, file) {
       else reject(new Error(`each-child (${impl.label}) exited with ${signal || code} without a result`))
     })
   })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measuring in rounds
+
+/**
+ * The order in which `impls` run a workload. Implementations marked `rounds` (the dqlite pair,
+ * whose ratio is the point of their table) run twice, in the order A B then B A, and their
+ * samples are pooled: the machine's speed drifts over minutes, and of two runs one after the
+ * other the second would carry that drift into the ratio; A B B A cancels a steady drift.
+ */
+function measuringOrder(impls) {
+  const paired = impls.filter((impl) => impl.rounds)
+  if (paired.length < 2) return impls
+  return [...impls, ...[...paired].reverse()]
+}
+
+/** A workload's result after one more run of the same implementation: samples pooled. */
+function pooled(earlier, result) {
+  if (!earlier) return result
+  const pool = (a, b) => {
+    const samples = [...a.samples, ...b.samples]
+    return { ...b, samples, value: median(samples) }
+  }
+  const extra = result.extra?.map((ex) => {
+    const before = earlier.extra?.find((x) => x.name === ex.name)
+    return before?.samples && ex.samples ? pool(before, ex) : ex
+  })
+  return { ...pool(earlier, result), ...(extra ? { extra } : {}) }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -249,17 +278,18 @@ async function main() {
     for (const w of selected) {
       const entry = { name: w.name, unit: w.unit, targets: Object.fromEntries(Object.entries(w.targets ?? {}).map(([k, t]) => [k, t.text])), impls: {} }
       results.push(entry)
-      for (const impl of impls) {
-        if (w.impls && !w.impls.includes(impl.key)) continue
+      const runs = impls.filter((impl) => !w.impls || w.impls.includes(impl.key))
+      for (const impl of measuringOrder(runs)) {
         if (unavailable[impl.key]) {
           entry.impls[impl.key] = { unavailable: unavailable[impl.key] }
           continue
         }
+        if (entry.impls[impl.key]?.error) continue
         const t0 = Date.now()
         try {
-          entry.impls[impl.key] = await w.run(impl, ctx)
-          const r = entry.impls[impl.key]
+          const r = await w.run(impl, ctx)
           console.log(`  ${w.name} — ${impl.label}: ${fmtNum(r.value, w.unit)} (samples ${r.samples.map((s) => fmtNum(s, w.unit)).join(', ')}; ${((Date.now() - t0) / 1000).toFixed(1)} s)`)
+          entry.impls[impl.key] = pooled(entry.impls[impl.key], r)
         } catch (err) {
           entry.impls[impl.key] = { error: String(err && err.stack || err) }
           console.log(`  ${w.name} — ${impl.label}: FAILED: ${err && err.message}`)

@@ -3,7 +3,7 @@
 // batched answers in. Every answer is routed to the handler registered with its request.
 //
 // The process is kept alive while requests are in flight (an idle Database lets Node exit, as
-// with node-sqlite3, once the loop has turned with none). Row objects are built here, by a small constructor compiled once
+// with node-sqlite3). Row objects are built here, by a small constructor compiled once
 // per set of column names, which is much faster than building them property by property in C.
 
 const { NativeSession } = require('./native')
@@ -36,9 +36,10 @@ class Session {
     this.nextId = 1
     this.inFlight = 0
     // Whether the native session keeps the event loop alive: from the first request in flight
-    // until the loop turns with none left. Letting go only then, and not each time the count
-    // falls to zero, spares two native calls per statement to a Database used one statement at
-    // a time, whose next request comes from the last one's callback or promise.
+    // until a batch's callbacks, and the promise reactions they queued, have left none. Letting
+    // go only then, and not each time the count falls to zero, spares two native calls per
+    // statement to a Database used one statement at a time, whose next request comes from the
+    // last one's callback or from the code that awaits it.
     this.referenced = false
     this.idleCheckScheduled = false
     this.checkIdle = () => {
@@ -78,10 +79,7 @@ class Session {
 
   _finish(id) {
     this.handlers.delete(id)
-    if (--this.inFlight === 0 && !this.idleCheckScheduled) {
-      this.idleCheckScheduled = true
-      setImmediate(this.checkIdle)
-    }
+    this.inFlight--
   }
 
   /** Row objects from one rows message (`a` = shape id, `b` = flat values, `c` = new names). */
@@ -123,6 +121,11 @@ class Session {
         // uncaught, as it would from a node-sqlite3 callback.
         if (failure === null) failure = e
       }
+    }
+    if (this.inFlight === 0 && this.referenced && !this.idleCheckScheduled) {
+      // Queued after the reactions to the promises the callbacks resolved, which may send more.
+      this.idleCheckScheduled = true
+      queueMicrotask(this.checkIdle)
     }
     if (failure !== null) process.nextTick(() => { throw failure })
   }

@@ -237,12 +237,15 @@ const workloads = [
         // parallel mode may reorder the statements); sqlite3-cluster is always serialized.
         // A 1.x client has no serialize() (it throws): it sends the same calls without it,
         // and its master runs them on node-sqlite3 in parallel mode.
+        // The batch's statements, `last` called for the COMMIT and `each` for the others.
+        const sendBatch = (each, last = each) => {
+          db.run('BEGIN', each)
+          for (let k = 0; k < BATCH; k++) db.run(INSERT_SQL, [`row-${k}`, k * 0.5], each)
+          db.run('COMMIT', last)
+        }
         const issueBatch = (resolve, reject) => {
           let failure = null
-          const onInsert = (err) => { if (err) failure = failure || err }
-          db.run('BEGIN', onInsert)
-          for (let k = 0; k < BATCH; k++) db.run(INSERT_SQL, [`row-${k}`, k * 0.5], onInsert)
-          db.run('COMMIT', (err) => {
+          sendBatch((err) => { if (err) failure = failure || err }, (err) => {
             // The first failure is the cause: a COMMIT after a failed BEGIN only says that no
             // transaction is active.
             if (failure || err) reject(failure || err)
@@ -274,16 +277,13 @@ const workloads = [
           const parallel = await measureBatches(() => new Promise((resolve) => {
             let left = BATCH + 2
             let failed = false
-            const done = (err) => {
+            sendBatch((err) => {
               if (err) failed = true
               if (--left === 0) {
                 if (failed) db.run('ROLLBACK', () => resolve())
                 else resolve()
               }
-            }
-            db.run('BEGIN', done)
-            for (let k = 0; k < BATCH; k++) db.run(INSERT_SQL, [`row-${k}`, k * 0.5], done)
-            db.run('COMMIT', done)
+            })
           }))
           return { ...result, extra: [{ name: '  (node-sqlite3 without serialize(): not atomic)', unit: 'rows/s', target: null, showIn: ['cluster'], ...parallel }] }
         }

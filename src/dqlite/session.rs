@@ -1263,10 +1263,11 @@ struct Ready {
 /// `db.run/get/all/each(sql, params)` up to running it: SQL that is refused and values that do
 /// not fit its parameters are answered here.
 fn ready_query(sql: String, params: &Params) -> Result<Ready, Box<Response>> {
-  if let Some(refused) = refused(&sql) {
+  let reading = statement::read(&sql);
+  if let Some(refused) = refusal(&reading) {
     return Err(Box::new(Response::Error(refused)));
   }
-  match statement::bind(params, &statement::read(&sql).layout) {
+  match statement::bind(params, &reading.layout) {
     Ok(values) => Ok(Ready {
       sql,
       values,
@@ -1310,7 +1311,11 @@ fn immediate(sql: &str) -> String {
 /// Why `sql` is not sent at all: a write with `RETURNING`, or a second statement after the
 /// first (docs/dqlite.md#statements).
 fn refused(sql: &str) -> Option<Error> {
-  let reading = statement::read(sql);
+  refusal(&statement::read(sql))
+}
+
+/// `refused`, from the statement's reading.
+fn refusal(reading: &statement::Reading) -> Option<Error> {
   if reading.kind == Kind::WriteWithRows {
     return Some(refused_returning());
   }
